@@ -1,0 +1,17 @@
+"""The JSON API (flask-smorest): one module per resource, one URL table per blueprint."""
+
+from __future__ import annotations
+
+from flexmail.api.errors import FlexmailApi
+
+api = FlexmailApi()
+
+
+def init_app(app) -> None:
+    from flexmail.api import lists, proof, subscriptions
+
+    api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
+    for module in (lists, subscriptions, proof):
+        app.extensions["csrf"].exempt(module.blp)
+        api.register_blueprint(module.blp)

@@ -1,0 +1,38 @@
+"""/api/v1/lists"""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from flexmail.api.auth import current_principal, require_scope
+from flexmail.api.schemas import ListIn, ListOut
+from flexmail.services import lists
+
+blp = Blueprint("lists", __name__, url_prefix="/api/v1/lists", description="Mailing lists")
+
+
+@blp.route("")
+class Lists(MethodView):
+    decorators = [require_scope("marketer")]
+
+    @blp.response(200, ListOut(many=True))
+    def get(self):
+        """All lists of the calling account."""
+        return lists.list_lists(current_principal().account_id)
+
+    @blp.arguments(ListIn)
+    @blp.response(201, ListOut)
+    def post(self, data):
+        """Create a list with its sender and default consent wording."""
+        return lists.create_list(current_principal().account_id, **data)
+
+
+@blp.route("/<int:list_id>")
+class OneList(MethodView):
+    decorators = [require_scope("marketer")]
+
+    @blp.response(200, ListOut)
+    def get(self, list_id):
+        """One list; another account's list is 404."""
+        return lists.get_list(current_principal().account_id, list_id)

@@ -1,0 +1,69 @@
+"""/api/v1/lists/<id>/subscriptions and /api/v1/subscriptions/<id>"""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from flexmail.api.auth import current_principal, require_scope
+from flexmail.api.schemas import (
+    SubscribeIn,
+    SubscribeOut,
+    SubscriptionDetailOut,
+    SubscriptionPage,
+    SubscriptionQuery,
+)
+from flexmail.domain.consent import Status
+from flexmail.services import proof, subscriptions
+from flexmail.services.context import RequestMeta
+
+blp = Blueprint("subscriptions", __name__, url_prefix="/api/v1", description="Subscriptions")
+
+
+@blp.route("/lists/<int:list_id>/subscriptions")
+class ListSubscriptions(MethodView):
+    decorators = [require_scope("marketer")]
+
+    @blp.arguments(SubscribeIn)
+    @blp.response(202, SubscribeOut)
+    @blp.alt_response(200, schema=SubscribeOut, description="Already subscribed: nothing sent")
+    @blp.alt_response(409, description="The address is suppressed for this account")
+    @blp.alt_response(429, description="A flood limit was reached; see Retry-After")
+    def post(self, data, list_id):
+        """Start double opt-in: pending + confirmation mail queued (202), or 200 if subscribed.
+
+        ``ip`` and ``user_agent`` are the subscriber's, as seen by your backend: they are
+        the signup evidence in the proof.
+        """
+        meta = RequestMeta.checked(data["ip"], data["user_agent"])
+        result = subscriptions.request_subscription(
+            current_principal().account_id, list_id, email=data["email"], meta=meta,
+            consent_text=data["consent_text"], source=data["source"], channel="api",
+        )
+        sub = subscriptions.get_subscription(current_principal().account_id, result.subscription_id)
+        status = 200 if result.status == Status.SUBSCRIBED else 202
+        return {"subscription": sub, "confirmation_queued": result.queued}, status
+
+    @blp.arguments(SubscriptionQuery, location="query")
+    @blp.response(200, SubscriptionPage)
+    def get(self, query, list_id):
+        """A page of subscriptions in id order; pass ``next_cursor`` back as ``cursor``."""
+        items = subscriptions.list_subscriptions(
+            current_principal().account_id, list_id, status=query["status"],
+            after=query["cursor"], limit=query["limit"],
+        )
+        next_cursor = items[-1].id if len(items) == query["limit"] else None
+        return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.route("/subscriptions/<int:subscription_id>")
+class OneSubscription(MethodView):
+    decorators = [require_scope("marketer")]
+
+    @blp.response(200, SubscriptionDetailOut)
+    def get(self, subscription_id):
+        """One subscription with status, timestamps and its ordered consent events."""
+        sub = subscriptions.get_subscription(current_principal().account_id, subscription_id)
+        events = [proof.event_json(e) for e in proof.subscription_events(sub.id)]
+        fields = SubscriptionDetailOut().fields
+        return {**{name: getattr(sub, name) for name in fields if name != "events"}, "events": events}

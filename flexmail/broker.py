@@ -1,0 +1,109 @@
+"""The dramatiq broker: stub (in-process) on the embedded default, Redis or RabbitMQ in production.
+
+Actors are declared on whichever broker the app built (``bind_actors``), so the module
+that defines them imports nothing from the app, and tests can build brokers per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+from dramatiq.middleware import Middleware
+
+log = logging.getLogger(__name__)
+
+
+class AppContextMiddleware(Middleware):
+    """Runs each message inside the Flask app context, and ends its DB session after."""
+
+    def __init__(self, app):
+        self.app = app
+        self._local = threading.local()
+
+    def before_process_message(self, broker, message):
+        ctx = self.app.app_context()
+        ctx.push()
+        self._local.ctx = ctx
+
+    def _pop(self):
+        ctx = getattr(self._local, "ctx", None)
+        if ctx is not None:
+            self._local.ctx = None
+            ctx.pop()
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        self._pop()
+
+    def after_skip_message(self, broker, message):
+        self._pop()
+
+
+class OutboxSweeperMiddleware(Middleware):
+    """Every worker (a dramatiq process or the embedded thread) sweeps the outbox on boot
+    and then every ``interval`` seconds, so a mail committed before a crash still goes out."""
+
+    def __init__(self, app, interval: int):
+        self.app = app
+        self.interval = interval
+        self._stop = threading.Event()
+
+    def after_worker_boot(self, broker, worker):
+        if self.interval <= 0:
+            return
+        self._stop.clear()
+        threading.Thread(target=self._loop, name="outbox-sweeper", daemon=True).start()
+
+    def before_worker_shutdown(self, broker, worker):
+        self._stop.set()
+
+    def _loop(self):
+        from flexmail.services import outbox
+
+        while True:
+            try:
+                with self.app.app_context():
+                    outbox.sweep()
+            except Exception:
+                log.exception("outbox sweep failed")
+            if self._stop.wait(self.interval):
+                return
+
+
+def build_broker(url: str, *, namespace: str = "flexmail") -> dramatiq.Broker:
+    """``stub``, ``redis://...`` or ``amqp://...``."""
+    if url == "stub":
+        from dramatiq.brokers.stub import StubBroker
+
+        return StubBroker()
+    if url.startswith(("redis://", "rediss://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=url, namespace=namespace)
+    if url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url)
+    raise ValueError("FLEXMAIL_BROKER_URL must be stub, redis://... or amqp://...")
+
+
+def init_app(app) -> dramatiq.Broker:
+    """Build the broker, add our middleware, make it global and bind the actors to it."""
+    broker = build_broker(app.config["BROKER_URL"], namespace=app.config.get("BROKER_NAMESPACE", "flexmail"))
+    broker.add_middleware(AppContextMiddleware(app))
+    broker.add_middleware(OutboxSweeperMiddleware(app, app.config["OUTBOX_SWEEP_INTERVAL"]))
+    dramatiq.set_broker(broker)
+    from flexmail import tasks
+
+    tasks.bind_actors(broker)
+    app.extensions["dramatiq"] = broker
+    return broker
+
+
+def start_embedded_worker(app, broker) -> dramatiq.Worker:
+    """The in-process worker of the embedded default (StubBroker has no other consumer)."""
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=200)
+    worker.start()
+    app.extensions["dramatiq_worker"] = worker
+    return worker

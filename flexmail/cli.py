@@ -1,0 +1,78 @@
+"""Command line: `flask --app app accounts|outbox|demo ...` (plus Flask-Migrate's `db`)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from flexmail.services import accounts, lists, outbox
+from flexmail.services.errors import FlexmailError
+
+accounts_cli = AppGroup("accounts", help="Marketer accounts and API keys.")
+outbox_cli = AppGroup("outbox", help="The transactional outbox.")
+
+
+@accounts_cli.command("create")
+@click.argument("name")
+@click.option("--scopes", default="marketer", show_default=True,
+              help="Comma list of marketer, compliance, admin.")
+@click.option("--json", "as_json", is_flag=True, help="Print {account_id, api_key} as JSON.")
+def accounts_create(name, scopes, as_json):
+    """Create an account and its first API key (shown once, stored hashed)."""
+    try:
+        account_id, key = accounts.create_account(name, scopes=[s.strip() for s in scopes.split(",") if s.strip()])
+    except FlexmailError as exc:
+        raise click.UsageError(exc.message) from None
+    if as_json:
+        click.echo(json.dumps({"account_id": account_id, "api_key": key}))
+    else:
+        click.echo(f"account {account_id} created; API key (shown once): {key}")
+
+
+@outbox_cli.command("sweep")
+@click.option("--loop", "interval", type=int, default=0,
+              help="Sweep every N seconds until stopped (0: once).")
+def outbox_sweep(interval):
+    """Enqueue outbox messages left pending (e.g. by a crash between commit and enqueue)."""
+    while True:
+        click.echo(f"enqueued {outbox.sweep()}")
+        if interval <= 0:
+            return
+        time.sleep(interval)
+
+
+@click.command("demo")
+def demo():
+    """Create a demo account with a list, and print its key and ready-to-paste curl commands."""
+    account_id, key = accounts.create_account("Demo marketer", scopes=["marketer", "compliance"])
+    lst = lists.create_list(
+        account_id, name="Demo newsletter", sender_name="Flexmail Demo",
+        sender_email="newsletter@example.com",
+        consent_text="I agree to receive the Demo newsletter about product news, about twice a month. "
+                     "I can unsubscribe at any time.",
+    )
+    base = current_app.config["PUBLIC_URL"]
+    click.echo(f"""
+Demo account {account_id}, list {lst.id}.
+API key (shown once): {key}
+
+Hosted signup form:  {base}/subscribe/{lst.id}
+Mail goes to:        {current_app.config['MAIL_URL']}
+
+Try it:
+  curl -s -X POST {base}/api/v1/lists/{lst.id}/subscriptions \\
+    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
+    -d '{{"email": "you@example.com", "ip": "203.0.113.7", "user_agent": "curl demo", "source": "demo"}}'
+  # open the confirmation link from the newest file in the Maildir, then:
+  curl -s '{base}/api/v1/proof?email=you@example.com' -H 'Authorization: Bearer {key}'
+""")
+
+
+def init_app(app) -> None:
+    app.cli.add_command(accounts_cli)
+    app.cli.add_command(outbox_cli)
+    app.cli.add_command(demo)

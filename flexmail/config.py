@@ -1,0 +1,121 @@
+"""Configuration: defaults, FLEXMAIL_* environment variables, secrets made once in instance/."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+DEFAULTS = {
+    # Embedded default: everything lives in the instance folder.
+    "DATABASE_URL": None,  # None -> sqlite:///<instance>/flexmail.db
+    "BROKER_URL": "stub",
+    "MAIL_URL": None,  # None -> maildir:<instance>/mail
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    "SECRET_KEYS": None,  # comma list, newest first
+    "HASH_KEY": None,
+    "TRUSTED_PROXIES": 0,
+    "CONFIRM_MAX_AGE": 7 * 24 * 3600,
+    "CONFIRM_CLICK_GATE": 300,
+    "PENDING_RETENTION_DAYS": 30,
+    "RATELIMIT_STORAGE_URL": None,  # None -> memory:// (or the Redis broker's server)
+    # Flood control for confirmation mails (a mailbox must not be bombed through us).
+    "CONFIRM_PER_ADDRESS_PER_DAY": 3,
+    "CONFIRM_PER_IP_PER_HOUR": 20,
+    "CONFIRM_PER_ACCOUNT_PER_HOUR": 1000,
+    "FORM_RATE_LIMIT": "20 per minute;200 per hour",
+    # Outbox: how long a claimed send may take before another worker may retry it,
+    # how often the sweeper looks, and how old a pending row must be before it is swept.
+    "OUTBOX_LEASE_SECONDS": 120,
+    "OUTBOX_SWEEP_INTERVAL": 30,
+    "OUTBOX_SWEEP_GRACE": 10,
+    "EMBEDDED_WORKER": True,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "LOG_LEVEL": "INFO",
+}
+
+_INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def load(app, test_config: dict | None) -> None:
+    """Fill ``app.config`` from defaults, the environment and ``test_config`` (in that order)."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("FLEXMAIL", loads=_loads)
+    if test_config:
+        app.config.from_mapping(test_config)
+    for key in _INT_KEYS:
+        app.config[key] = int(app.config[key])
+    app.config["EMBEDDED_WORKER"] = _truthy(app.config["EMBEDDED_WORKER"])
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'flexmail.db'}"
+    if not app.config["MAIL_URL"]:
+        app.config["MAIL_URL"] = f"maildir:{instance / 'mail'}"
+    if not app.config["RATELIMIT_STORAGE_URL"]:
+        broker = app.config["BROKER_URL"]
+        app.config["RATELIMIT_STORAGE_URL"] = broker if broker.startswith("redis://") else "memory://"
+
+    _load_secrets(app.config, instance)
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app.config["DATABASE_URL"])
+    app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    app.config["WTF_CSRF_TIME_LIMIT"] = 3600 * 6
+    app.config["PUBLIC_URL"] = app.config["PUBLIC_URL"].rstrip("/")
+    # The newest secret signs sessions and CSRF tokens; all of them verify our own tokens.
+    app.config["SECRET_KEY"] = app.config["SECRET_KEYS"][0]
+    app.config.update(
+        API_TITLE="Flexmail",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+
+
+def _loads(value: str):
+    """Environment values are plain strings, except numbers, which become ints."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def _truthy(value) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def _load_secrets(config, instance: Path) -> None:
+    """Use configured secrets; else make them once into instance/secrets.json and reuse them.
+
+    Generated secrets are only for the embedded default: production sets
+    FLEXMAIL_SECRET_KEYS and FLEXMAIL_HASH_KEY so every process shares them.
+    """
+    stored_path = instance / "secrets.json"
+    stored = {}
+    if not config["SECRET_KEYS"] or not config["HASH_KEY"]:
+        fresh = {"secret_keys": [secrets.token_urlsafe(32)], "hash_key": secrets.token_urlsafe(32)}
+        try:
+            fd = os.open(stored_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # made before, or by a process starting beside us
+            stored = json.loads(stored_path.read_text())
+        else:
+            with os.fdopen(fd, "w") as f:
+                json.dump(fresh, f)
+            stored = fresh
+    keys = config["SECRET_KEYS"] or stored["secret_keys"]
+    if isinstance(keys, str):
+        keys = [k.strip() for k in keys.split(",") if k.strip()]
+    config["SECRET_KEYS"] = list(keys)
+    config["HASH_KEY"] = config["HASH_KEY"] or stored["hash_key"]

@@ -1,0 +1,1 @@
+"""Building RFC 5322 messages and handing them to a transport."""

@@ -1,0 +1,45 @@
+"""Message construction. Header values are checked for line breaks before they get here;
+the policy keeps long URL headers unencoded (standards K1/B2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+#: SMTP line endings, no RFC 2047 encoding of long ASCII values (a List-Unsubscribe URL
+#: encoded as =?utf-8?q?...?= is ignored by Gmail), folding at 78 where there is space.
+POLICY = policy.SMTP.clone(max_line_length=78, refold_source="none")
+
+
+class HeaderInjection(ValueError):
+    pass
+
+
+def _clean(value: str, name: str) -> str:
+    if any(c in value for c in "\r\n\0"):
+        raise HeaderInjection(f"line break in {name}")
+    return value
+
+
+def compose(*, sender_name: str, sender_email: str, to: str, subject: str, text: str,
+            html: str | None, message_id: str, date: dt.datetime,
+            extra_headers: dict[str, str] | None = None) -> EmailMessage:
+    """A multipart/alternative message (text first, HTML preferred by clients)."""
+    msg = EmailMessage(policy=POLICY)
+    local, _, domain = _clean(sender_email, "From").rpartition("@")
+    msg["From"] = Address(display_name=_clean(sender_name, "From name"), username=local, domain=domain)
+    to_local, _, to_domain = _clean(to, "To").rpartition("@")
+    msg["To"] = Address(username=to_local, domain=to_domain)
+    msg["Subject"] = _clean(subject, "Subject")
+    msg["Date"] = format_datetime(date.astimezone(dt.UTC))
+    msg["Message-ID"] = _clean(message_id, "Message-ID")
+    msg["Auto-Submitted"] = "auto-generated"
+    for name, value in (extra_headers or {}).items():
+        msg[name] = _clean(value, name)
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    return msg

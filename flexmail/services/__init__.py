@@ -1,0 +1,1 @@
+"""Business rules. Views, actors and CLI commands call these; they never see flask.request."""

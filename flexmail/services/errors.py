@@ -1,0 +1,50 @@
+"""Domain errors; ``api/errors.py`` and ``public/`` map them to HTTP in one place each."""
+
+from __future__ import annotations
+
+
+class FlexmailError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, fields: dict | None = None, **extra):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        self.extra = extra
+
+
+class ValidationFailed(FlexmailError):
+    code = "validation_error"
+    status = 422
+
+
+class NotFound(FlexmailError):
+    code = "not_found"
+    status = 404
+
+
+class Suppressed(FlexmailError):
+    code = "suppressed"
+    status = 409
+
+
+class RateLimited(FlexmailError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, **kw):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class BadToken(FlexmailError):
+    """``kind`` is ``invalid`` (tampered, wrong purpose, unknown ids) or ``expired``."""
+
+    code = "bad_token"
+
+    def __init__(self, kind: str, *, subscription_id: int | None = None):
+        super().__init__("This link is not valid." if kind == "invalid" else "This link has expired.")
+        self.kind = kind
+        self.subscription_id = subscription_id
+        self.status = 410 if kind == "expired" else 404
