@@ -11,7 +11,7 @@ import re
 
 _EMAIL = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
-_IPV6 = re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{0,4}\b|::(?:[0-9a-fA-F]{1,4}:?){1,7}")
+_IPV6 = re.compile(r"(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|[0-9A-Fa-f:]*::[0-9A-Fa-f:.]*)(?![\w:])")
 # Signed tokens sit in URL paths such as /confirm/<token>; keep the route, drop the token.
 _TOKEN_PATH = re.compile(r"(/(?:confirm|not-me|unsubscribe|forward|u)/)[^\s/?\"']+")
 _ITSDANGEROUS = re.compile(r"\b[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{10,}\b")
@@ -26,32 +26,45 @@ def redact(text: str) -> str:
     return _IPV4.sub("[ip]", text)
 
 
-class RedactingFilter(logging.Filter):
-    """Formats the record once, redacts it and freezes the result into ``msg``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string must not break logging
-            message = str(record.msg)
-        record.msg = redact(message)
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Freeze the redacted message (and traceback text) into the record, once."""
+    if getattr(record, "_flexmail_redacted", False):
+        return record
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string must not break logging
+        message = str(record.msg)
+    record.msg = redact(message)
+    record.args = None
+    if record.exc_info:
+        # Exception texts carry SQL parameters, SMTP replies... format and scrub them now,
+        # and drop the live exception so no handler formats it again in clear.
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         record.exc_info = None
-        return True
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    record._flexmail_redacted = True
+    return record
+
+
+_installed = False
 
 
 def install(level: int = logging.INFO) -> None:
-    """Attach the filter to every handler of the root logger (and add one if none)."""
+    """Redact every record at creation (a record factory), so it holds for every handler,
+    including ones added later (gunicorn's, pytest's); add a stderr handler if none."""
+    global _installed
+    if not _installed:
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args, **kwargs):
+            return _redact_record(previous(*args, **kwargs))
+
+        logging.setLogRecordFactory(factory)
+        _installed = True
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(level)
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())

@@ -167,11 +167,19 @@ def _render_confirmation(message: OutboxMessage, sub: Subscription, lst: Mailing
     proof = {
         "subject": subject, "message_id": message.message_id, "outbox_id": message.id,
         "template_version": template_version(CONFIRM_TEMPLATE),
-        "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
-        "html_sha256": hashlib.sha256(html.encode()).hexdigest(),
+        # Digests of the parts as a recipient's mail program decodes them, so anyone holding
+        # the received mail can check it against the proof.
+        "text_sha256": _part_digest(mail, "plain"),
+        "html_sha256": _part_digest(mail, "html"),
         "from": lst.sender_email,
     }
     return mail, proof
+
+
+def _part_digest(mail, subtype: str) -> str:
+    """SHA-256 of a decoded part with LF line ends (mail in transit uses CRLF)."""
+    content = mail.get_body((subtype,)).get_content().replace("\r\n", "\n")
+    return hashlib.sha256(content.encode()).hexdigest()
 
 
 def sweep(*, grace_seconds: int | None = None) -> int:
