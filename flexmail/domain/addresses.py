@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 
 MAX_ADDRESS_OCTETS = 254  # RFC 5321 path limit (256) less the angle brackets
+MAX_LOCAL_OCTETS = 64  # RFC 5321 4.5.3.1.1
 
 
 class InvalidAddress(ValueError):
@@ -42,16 +43,19 @@ def normalize(raw: str, *, test_environment: bool = False) -> Address:
     """
     if not isinstance(raw, str):
         raise InvalidAddress("The address must be a string.")
-    candidate = raw.strip()
-    if any(c in candidate for c in "\r\n\0"):
+    # Control characters are refused before any trimming: a CR/LF is header injection,
+    # not whitespace to tidy away (standards I7).
+    if any(ord(c) < 32 or ord(c) == 127 for c in raw):
         raise InvalidAddress("The address contains a line break or control character.")
+    candidate = raw.strip(" ")
     if len(candidate.encode("utf-8", "surrogatepass")) > MAX_ADDRESS_OCTETS:
         raise InvalidAddress("The address is longer than 254 octets.")
     try:
         result = validate_email(
             candidate,
-            check_deliverability=False,
+            check_deliverability=False,  # no DNS in request paths (standards I2)
             test_environment=test_environment,
+            strict=True,  # enforce the 64-octet local part (standards I1, K5)
         )
     except EmailNotValidError as exc:
         raise InvalidAddress(_scrub(str(exc), candidate)) from None
@@ -59,6 +63,8 @@ def normalize(raw: str, *, test_environment: bool = False) -> Address:
         raise InvalidAddress("The address is not valid Unicode.") from None
     if len(result.normalized.encode("utf-8")) > MAX_ADDRESS_OCTETS:
         raise InvalidAddress("The address is longer than 254 octets.")
+    if len(result.local_part.encode("utf-8")) > MAX_LOCAL_OCTETS:
+        raise InvalidAddress("The part before the @-sign is longer than 64 octets.")
     return Address(result.normalized, result.ascii_email, bool(result.smtputf8))
 
 

@@ -7,10 +7,12 @@ one page is refused by every other.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 
 class Purpose(enum.StrEnum):
@@ -29,16 +31,30 @@ class TokenError(Exception):
         self.payload = payload
 
 
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 @dataclass(frozen=True)
 class Signer:
-    """Signs with the newest key and verifies against every listed key (rotation)."""
+    """Signs with the newest key and verifies against every listed key (rotation).
+
+    ``now`` is the clock for timestamps and expiry, so tests can move time.
+    """
 
     secret_keys: tuple[str, ...]  # newest first, as in FLEXMAIL_SECRET_KEYS
+    now: Callable[[], dt.datetime] = field(default=_utcnow, compare=False)
 
     def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
+        now = self.now
+
+        class ClockSigner(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(now().timestamp())
+
         # itsdangerous signs with the *last* key of the list and tries all of them.
         return URLSafeTimedSerializer(
-            list(reversed(self.secret_keys)), salt=f"flexmail.{purpose.value}"
+            list(reversed(self.secret_keys)), salt=f"flexmail.{purpose.value}", signer=ClockSigner
         )
 
     def dumps(self, purpose: Purpose, ids: list[int]) -> str:

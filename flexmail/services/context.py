@@ -28,7 +28,7 @@ class RequestMeta:
         """Validate caller-supplied facts: an IP must parse, a user agent is length-capped."""
         if ip:
             try:
-                ip = str(ipaddress.ip_address(ip.strip()))
+                ip = str(ipaddress.ip_address(ip))
             except ValueError:
                 raise ValidationFailed("Invalid input.", fields={"ip": ["Not a valid IP address."]}) from None
         ua = (user_agent or "").replace("\r", " ").replace("\n", " ").strip()[:MAX_USER_AGENT] or None
@@ -36,7 +36,7 @@ class RequestMeta:
 
 
 def signer() -> Signer:
-    return Signer(tuple(current_app.config["SECRET_KEYS"]))
+    return Signer(tuple(current_app.config["SECRET_KEYS"]), now=clock.now)
 
 
 def hash_key() -> str:
