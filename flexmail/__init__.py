@@ -29,7 +29,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from flexmail import broker as broker_module
     from flexmail import database, models  # noqa: F401  (registers tables)
-    from flexmail.extensions import csrf, db, limiter, migrate
+    from flexmail.extensions import db, migrate
+    from flexmail.guards import csrf, limiter
 
     db.init_app(app)
     database.init_app(app)

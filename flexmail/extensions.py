@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -25,6 +22,3 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-csrf = CSRFProtect()
-# ProxyFix (FLEXMAIL_TRUSTED_PROXIES hops) sets remote_addr, so this is the client IP.
-limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -14,7 +14,9 @@ _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _IPV6 = re.compile(r"(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|[0-9A-Fa-f:]*::[0-9A-Fa-f:.]*)(?![\w:])")
 # Signed tokens sit in URL paths such as /confirm/<token>; keep the route, drop the token.
 _TOKEN_PATH = re.compile(r"(/(?:confirm|not-me|unsubscribe|forward|u)/)[^\s/?\"']+")
-_ITSDANGEROUS = re.compile(r"\b[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{10,}\b")
+# itsdangerous: payload.timestamp.signature (timed) or payload.signature; the signature
+# is 27 base64url characters (SHA-1 HMAC), which keeps dotted module names out.
+_ITSDANGEROUS = re.compile(r"\b[A-Za-z0-9_\-]{2,}\.(?:[A-Za-z0-9_\-]{4,8}\.)?[A-Za-z0-9_\-]{27,}(?![A-Za-z0-9_\-])")
 
 
 def redact(text: str) -> str:
@@ -62,6 +64,7 @@ def install(level: int = logging.INFO) -> None:
 
         logging.setLogRecordFactory(factory)
         _installed = True
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()

@@ -210,19 +210,26 @@ def subscribe(client, account):
     return make
 
 
+def read_maildir(app) -> list:
+    """Messages delivered to the app's Maildir, parsed, oldest first."""
+    path = app.config["MAIL_URL"].removeprefix("maildir:")
+    if not os.path.isdir(path):
+        return []
+    box = mailbox.Maildir(path, create=False)
+    raw = [(os.path.getmtime(os.path.join(path, "new", key)), key, box.get_bytes(key)) for key in box.keys()]
+    return [message_from_bytes(data, policy=policy.default) for _, _, data in sorted(raw)]
+
+
 @pytest.fixture
 def maildir(app):
-    """Messages delivered to the Maildir, parsed, oldest first."""
-    path = app.config["MAIL_URL"].removeprefix("maildir:")
+    """``maildir()`` reads the test app's Maildir."""
+    return lambda: read_maildir(app)
 
-    def read():
-        if not os.path.isdir(path):
-            return []
-        box = mailbox.Maildir(path, create=False)
-        raw = [(os.path.getmtime(os.path.join(path, "new", key)), box.get_bytes(key)) for key in box.keys()]
-        return [message_from_bytes(data, policy=policy.default) for _, data in sorted(raw)]
 
-    return read
+@pytest.fixture
+def maildir_for():
+    """``maildir_for(app)`` reads the Maildir of an app built by ``make_app``."""
+    return read_maildir
 
 
 @pytest.fixture

@@ -12,6 +12,9 @@ from email.utils import format_datetime
 #: SMTP line endings, no RFC 2047 encoding of long ASCII values (a List-Unsubscribe URL
 #: encoded as =?utf-8?q?...?= is ignored by Gmail), folding at 78 where there is space.
 POLICY = policy.SMTP.clone(max_line_length=78, refold_source="none")
+#: For SMTPUTF8 mail (RFC 6532): addresses are written in UTF-8, since an RFC 2047
+#: encoded-word inside an address is invalid (RFC 2047 section 5).
+POLICY_UTF8 = POLICY.clone(utf8=True)
 
 
 class HeaderInjection(ValueError):
@@ -28,7 +31,7 @@ def compose(*, sender_name: str, sender_email: str, to: str, subject: str, text:
             html: str | None, message_id: str, date: dt.datetime,
             extra_headers: dict[str, str] | None = None) -> EmailMessage:
     """A multipart/alternative message (text first, HTML preferred by clients)."""
-    msg = EmailMessage(policy=POLICY)
+    msg = EmailMessage(policy=POLICY_UTF8 if not (sender_email + to).isascii() else POLICY)
     local, _, domain = _clean(sender_email, "From").rpartition("@")
     msg["From"] = Address(display_name=_clean(sender_name, "From name"), username=local, domain=domain)
     to_local, _, to_domain = _clean(to, "To").rpartition("@")

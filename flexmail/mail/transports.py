@@ -9,8 +9,6 @@ from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from flexmail.mail.compose import POLICY
-
 
 class MaildirTransport:
     def __init__(self, path: str):
@@ -18,7 +16,7 @@ class MaildirTransport:
 
     def send(self, message: EmailMessage) -> None:
         box = mailbox.Maildir(self.path, create=True)
-        box.add(message.as_bytes(policy=POLICY))
+        box.add(message.as_bytes())  # the message's own policy (UTF-8 headers if SMTPUTF8)
 
 
 class SMTPTransport:
@@ -35,7 +33,7 @@ class SMTPTransport:
     def send(self, message: EmailMessage) -> None:
         sender = getaddresses([message["From"]])[0][1]
         recipients = [addr for _, addr in getaddresses(message.get_all("To", []))]
-        data = message.as_bytes(policy=POLICY)
+        data = message.as_bytes()
         needs_utf8 = any(not a.isascii() for a in [sender, *recipients])
         cls = smtplib.SMTP_SSL if self.tls == "smtps" else smtplib.SMTP
         with cls(self.host, self.port, timeout=30) as smtp:

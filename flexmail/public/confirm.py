@@ -6,10 +6,12 @@ and a CSRF cookie would only make people with strict browsers fail.
 
 from __future__ import annotations
 
-from flask import redirect, render_template, request
+from urllib.parse import urlsplit
 
-from flexmail.extensions import csrf
-from flexmail.public import bp, request_meta
+from flask import make_response, redirect, render_template, request
+
+from flexmail.guards import csrf
+from flexmail.public import CSP, bp, request_meta
 from flexmail.services import subscriptions
 from flexmail.services.errors import BadToken
 
@@ -25,7 +27,13 @@ def confirm_page(token):
         link = subscriptions.view_confirm_link(token, meta=request_meta(), method=request.method)
     except BadToken as exc:
         return _bad_token(exc, token)
-    return render_template("public/confirm.html", link=link, token=token)
+    response = make_response(render_template("public/confirm.html", link=link, token=token))
+    if link.redirect_url:
+        # CSP form-action also governs where the form's answer redirects to (the list's
+        # thank-you page), so that one origin is allowed on this page.
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(link.redirect_url))
+        response.headers["Content-Security-Policy"] = CSP.replace("form-action 'self'", f"form-action 'self' {origin}")
+    return response
 
 
 @bp.post("/confirm/<token>")

@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from flexmail.extensions import limiter
+from flexmail.guards import limiter
 from flexmail.public import bp, request_meta
 from flexmail.services import lists, subscriptions
 from flexmail.services.errors import FlexmailError

@@ -14,6 +14,7 @@ import logging
 import secrets
 from urllib.parse import urlsplit
 
+import dramatiq
 from flask import current_app, render_template
 from sqlalchemy import or_, select, update
 
@@ -36,9 +37,8 @@ CONFIRM_TEMPLATE = "mail/confirm"
 
 
 def _enqueue(message_id: int) -> None:
-    from flexmail import tasks  # actors are bound to the broker at app start
-
-    tasks.send_outbox.send(message_id)
+    """Hand the id to the ``send_outbox`` actor on the app's broker (set at app start)."""
+    dramatiq.get_broker().get_actor("send_outbox").send(message_id)
 
 
 def add_confirmation(uow, sub: Subscription, *, signup_ip_hash: str | None) -> OutboxMessage:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: f236067f13a3
+Revision ID: 9f0e9d01359a
 Revises: 
-Create Date: 2026-11-23 15:17:20.720943
+Create Date: 2026-11-23 15:23:18.510432
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'f236067f13a3'
+revision = '9f0e9d01359a'
 down_revision = None
 branch_labels = None
 depends_on = None
