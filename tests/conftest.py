@@ -103,6 +103,11 @@ def make_app(tmp_path, pg_schema, monkeypatch):
 
     def make(config: dict):
         app = create_app(config)
+        # Flask-Limiter keeps its storage (and key prefix) across apps: start every test at zero.
+        from flexmail.guards import limiter
+
+        with app.app_context():
+            limiter.reset()
         with app.app_context():
             if BACKEND == "postgres":
                 if not built:
