@@ -1,5 +1,7 @@
-"""Message construction. Header values are checked for line breaks before they get here;
-the policy keeps long URL headers unencoded (standards K1/B2)."""
+"""Message construction. Header values are checked for line breaks before they get here.
+
+The SMTP policy would RFC 2047-encode a List-Unsubscribe value (standards K1/B2), so those
+headers come pre-folded from ``mail.headers`` and are written exactly as given."""
 
 from __future__ import annotations
 
@@ -9,8 +11,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-#: SMTP line endings, no RFC 2047 encoding of long ASCII values (a List-Unsubscribe URL
-#: encoded as =?utf-8?q?...?= is ignored by Gmail), folding at 78 where there is space.
+#: SMTP line endings, folding at 78 where there is space.
 POLICY = policy.SMTP.clone(max_line_length=78, refold_source="none")
 #: For SMTPUTF8 mail (RFC 6532): addresses are written in UTF-8, since an RFC 2047
 #: encoded-word inside an address is invalid (RFC 2047 section 5).
