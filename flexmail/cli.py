@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import sys
+import threading
 import time
 
 import click
@@ -14,6 +18,10 @@ from flexmail.services.errors import FlexmailError
 
 accounts_cli = AppGroup("accounts", help="Marketer accounts and API keys.")
 outbox_cli = AppGroup("outbox", help="The transactional outbox.")
+inbound_cli = AppGroup("inbound", help="Received mail: unsubscribe requests to the List-Unsubscribe mailto.")
+
+#: sysexits.h codes, which MTAs (Postfix pipe) understand: bounce, bounce, retry later.
+EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 65, 67, 75
 
 
 @accounts_cli.command("create")
@@ -45,6 +53,55 @@ def outbox_sweep(interval):
         time.sleep(interval)
 
 
+@inbound_cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8025, show_default=True, help="TCP port to listen on.")
+def inbound_serve(host, port):
+    """Run the SMTP listener for unsubscribe mail until stopped (SIGINT or SIGTERM)."""
+    from flexmail.inbound import smtp
+
+    controller = smtp.make_controller(current_app._get_current_object(), host=host, port=port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    controller.start()
+    click.echo(f"inbound: listening on {host}:{port} for unsubscribe mail", err=True)
+    try:
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
+@inbound_cli.command("deliver")
+@click.option("--recipient", "-r", "recipients", multiple=True,
+              help="Envelope recipient (Postfix pipe: ${original_recipient}); repeatable. "
+                   "Default: the Delivered-To, X-Original-To, To and Cc headers.")
+def inbound_deliver(recipients):
+    """Process one RFC 5322 message from standard input (e.g. a Postfix pipe transport).
+
+    Exit 0: unsubscribed. 67: not addressed to an unsubscribe address (nothing done).
+    65: no message. 75: temporary failure, deliver again later.
+    """
+    from flexmail.inbound import mailto
+
+    data = sys.stdin.buffer.read()
+    try:
+        result = mailto.deliver(data, list(recipients))
+    except mailto.NoMessage as exc:
+        click.echo(f"inbound deliver: {exc}", err=True)
+        sys.exit(EX_DATAERR)
+    except mailto.NotOurs as exc:
+        click.echo(f"inbound deliver: rejected: {exc}", err=True)
+        sys.exit(EX_NOUSER)
+    except Exception:
+        logging.getLogger(__name__).exception("inbound deliver failed")
+        click.echo("inbound deliver: temporary failure, try again later", err=True)
+        sys.exit(EX_TEMPFAIL)
+    click.echo(f"inbound deliver: unsubscribe processed for {result.recipients} recipient(s)")
+
+
 @click.command("demo")
 def demo():
     """Create a demo account with a list, and print its key and ready-to-paste curl commands."""
@@ -72,7 +129,43 @@ Try it:
 """)
 
 
+suppressions_cli = AppGroup("suppressions", help="The suppression list.")
+
+
+@suppressions_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--account", "account_id", type=int, required=True, help="The account the entries are for.")
+@click.option("--reason", default="manual", show_default=True,
+              type=click.Choice(["unsubscribed", "hard_bounce", "complaint", "manual"]))
+@click.option("--global", "platform", is_flag=True, help="Platform-wide entries (operator only).")
+def suppressions_import(file, account_id, reason, platform):
+    """Import FILE (CSV with an email column, or one address a line; '-' reads stdin).
+
+    Runs here with a progress bar, then lists rejected lines by number and reason.
+    """
+    from flexmail.services import imports
+    from flexmail.services.suppressions import Actor
+
+    with click.open_file(file, "rb") as handle:
+        content = handle.read()
+    try:
+        job = imports.create_import(account_id, content, reason=reason, scope="global" if platform else "account",
+                                    actor=Actor("cli", admin=True), enqueue=False)
+    except FlexmailError as exc:
+        detail = "; ".join(m for msgs in exc.fields.values() for m in msgs) or exc.message
+        raise click.UsageError(detail) from None
+    with click.progressbar(length=job.total_rows or 0, label="Importing", file=sys.stderr) as bar:
+        imports.run_import(job.id, progress=bar.update)
+    job = imports.get_import(account_id, job.id)
+    click.echo(f"import {job.id}: {job.rows_done} rows, {job.imported} imported, {job.existing} already "
+               f"suppressed, {job.rejected} rejected")
+    for error in job.errors or []:
+        click.echo(f"  line {error['line']}: {error['reason']}")
+
+
 def init_app(app) -> None:
     app.cli.add_command(accounts_cli)
     app.cli.add_command(outbox_cli)
+    app.cli.add_command(inbound_cli)
+    app.cli.add_command(suppressions_cli)
     app.cli.add_command(demo)

@@ -32,7 +32,21 @@ DEFAULTS = {
     "OUTBOX_SWEEP_GRACE": 10,
     "EMBEDDED_WORKER": True,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    # Suppression checks, bulk adds and imports carry up to 100,000 addresses: their routes
+    # (only those) accept bodies up to this size.
+    "SUPPRESSION_BULK_MAX_BYTES": 16 * 1024 * 1024,
+    # Unsubscribe mail (mailto in List-Unsubscribe) is addressed to unsub-<token>@ this
+    # domain; None -> the host of PUBLIC_URL. Its MX must reach `flask inbound serve|deliver`.
+    "INBOUND_DOMAIN": None,
     "LOG_LEVEL": "INFO",
+    # Forward to a friend (standards H): link lifetime, abuse limits, delivery retries.
+    "FORWARD_MAX_AGE": 90 * 24 * 3600,
+    "FORWARD_PER_TOKEN_PER_DAY": 3,
+    "FORWARD_CAMPAIGN_DAILY_FACTOR": 5,  # friends per campaign and day <= this x subscribed list size
+    "FORWARD_RATE_LIMIT": "10 per minute;60 per hour",
+    "FORWARD_MAX_ATTEMPTS": 3,
+    "FORWARD_RETRY_DELAY_MS": 60_000,  # first retry; each further one waits 4x longer
+    "CAMPAIGN_RECIPIENTS_BATCH": 500,
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}

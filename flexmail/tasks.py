@@ -1,11 +1,18 @@
-"""Dramatiq actors: one line each, ids only (never an address or a model)."""
+"""Dramatiq actors: one line each, ids only (never an address or a model).
+
+The one exception is ``send_forward``: a forward to a friend is never stored (no outbox
+row), so its message must carry the friend's address, sealed (encrypted) by
+``services.forwarding``. It has no dramatiq retries: a failed message would go, with its
+traceback, into a retry record and then the dead-letter queue (standards K4), so the
+service never raises and re-enqueues itself a few times instead.
+"""
 
 from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from flexmail.services import outbox
+from flexmail.services import forwarding, imports, outbox
 
 
 @dramatiq.actor(broker=StubBroker(), max_retries=outbox.MAX_ATTEMPTS, min_backoff=5_000,
@@ -14,7 +21,18 @@ def send_outbox(message_id: int) -> None:
     outbox.send_outbox(message_id)
 
 
-ACTORS = (send_outbox,)
+@dramatiq.actor(broker=StubBroker(), max_retries=0, queue_name="forward")
+def send_forward(campaign_id: int, sealed: str, attempt: int = 1) -> None:
+    forwarding.deliver_forward(campaign_id, sealed, attempt=attempt)
+
+
+@dramatiq.actor(broker=StubBroker(), max_retries=5, min_backoff=5_000, max_backoff=300_000,
+                time_limit=6 * 3600 * 1000, queue_name="imports")
+def import_suppressions(import_id: int) -> None:
+    imports.run_import(import_id)
+
+
+ACTORS = (send_outbox, send_forward, import_suppressions)
 
 
 def bind_actors(broker: dramatiq.Broker) -> None:

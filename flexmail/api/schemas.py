@@ -86,6 +86,28 @@ class SubscriptionOut(ma.Schema):
 
 class SubscriptionDetailOut(SubscriptionOut):
     events = fields.List(fields.Nested(EventOut))
+    #: The per-recipient one-click URL (never expires) and both header values, ready to
+    #: paste into a message to this subscriber (for the campaign given as ``campaign_id``).
+    unsubscribe_url = fields.String()
+    list_unsubscribe = fields.String()
+    list_unsubscribe_post = fields.String()
+    #: With ``campaign_id``: this subscriber's forward-to-a-friend link for that campaign
+    #: (null without one, or for a campaign of another list).
+    forward_url = fields.String(allow_none=True)
+
+
+class SubscriptionDetailQuery(StrictSchema):
+    campaign_id = fields.Integer(load_default=None, validate=validate.Range(1, 2**62))
+
+
+class UnsubscribeReasonsOut(ma.Schema):
+    list_id = fields.Integer()
+    #: Every unsubscribe of the list, whatever the channel.
+    unsubscribes = fields.Integer()
+    #: too_many, not_relevant, never_signed_up, other: how many people gave each reason.
+    reasons = fields.Dict(keys=fields.String(), values=fields.Integer())
+    #: Unsubscribes without a reason (one-click, mailto, API, or none chosen on the page).
+    no_reason = fields.Integer()
 
 
 class SubscribeOut(ma.Schema):
@@ -126,3 +148,188 @@ class ProofSubscription(ma.Schema):
 class ProofOut(ma.Schema):
     email = fields.String()
     subscriptions = fields.List(fields.Nested(ProofSubscription))
+
+
+class CampaignIn(StrictSchema):
+    list_id = fields.Integer(required=True, validate=validate.Range(1, 2**62))
+    subject = fields.String(required=True, validate=[validate.Length(1, 200), _no_breaks])
+    web_url = fields.Url(load_default=None, allow_none=True, schemes={"https", "http"}, require_tld=False,
+                         validate=validate.Length(max=2000))
+    #: Sanitised on creation (no script, style element, event handler, non-http(s) link).
+    html = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500_000))
+
+
+class CampaignOut(ma.Schema):
+    id = fields.Integer()
+    list_id = fields.Integer()
+    subject = fields.String()
+    web_url = fields.String(allow_none=True)
+    #: The HTML as stored, after sanitising: what friends see in a forward.
+    html = fields.String(allow_none=True)
+    created_at = UTC()
+
+
+class CampaignStatsOut(ma.Schema):
+    #: Forward submissions accepted.
+    forwards = fields.Integer()
+    #: Friends a forward mail was sent to.
+    forwarded_recipients = fields.Integer()
+
+
+# --- suppressions and erasures ----------------------------------------------------------------
+
+_SUPPRESSION_REASONS = ["unsubscribed", "hard_bounce", "complaint", "manual", "erasure", "not_me"]
+_MARKETER_REASONS = ["unsubscribed", "hard_bounce", "complaint", "manual"]
+
+
+class SuppressionOut(ma.Schema):
+    id = fields.Integer()
+    #: ``address`` or ``domain`` (every address at ``domain``).
+    kind = fields.String()
+    #: The address while the account may see it; null after an erasure.
+    email = fields.String(allow_none=True)
+    domain = fields.String(allow_none=True)
+    reason = fields.String()
+    #: ``account`` (this account's lists) or ``global`` (the whole platform).
+    scope = fields.Function(lambda obj: "global" if obj.account_id is None else "account")
+    source = fields.String(allow_none=True)
+    #: ``api-key:<prefix>``, ``recipient``, ``mail-system``, ``cli``...
+    created_by = fields.String(allow_none=True)
+    created_at = UTC()
+
+
+class SuppressionQuery(StrictSchema):
+    reason = fields.String(load_default=None, validate=validate.OneOf(_SUPPRESSION_REASONS))
+    kind = fields.String(load_default=None, validate=validate.OneOf(["address", "domain"]))
+    #: ``global`` lists platform-wide entries (admin keys only).
+    scope = fields.String(load_default="account", validate=validate.OneOf(["account", "global"]))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+
+
+class SuppressionPage(ma.Schema):
+    items = fields.List(fields.Nested(SuppressionOut))
+    next_cursor = fields.Integer(allow_none=True)
+
+
+class SuppressionIn(StrictSchema):
+    """One entry (``email`` or ``domain``) or many (``emails``, ``domains``), one reason."""
+
+    email = fields.String(validate=validate.Length(1, 320))
+    emails = fields.List(fields.String(), validate=validate.Length(1, 100_000))
+    #: ``example.com`` or ``@example.com``: every address at that domain.
+    domain = fields.String(validate=validate.Length(1, 260))
+    domains = fields.List(fields.String(), validate=validate.Length(1, 10_000))
+    reason = fields.String(required=True, validate=validate.OneOf(_MARKETER_REASONS))
+    #: ``global`` needs the admin scope.
+    scope = fields.String(load_default="account", validate=validate.OneOf(["account", "global"]))
+
+    @ma.validates_schema
+    def _something_given(self, data, **kwargs):
+        if not any(data.get(k) for k in ("email", "emails", "domain", "domains")):
+            raise ma.ValidationError("Give email, emails, domain or domains.", "email")
+        for one, many in (("email", "emails"), ("domain", "domains")):
+            if one in data and many in data:
+                raise ma.ValidationError(f"Give {one} or {many}, not both.", many)
+
+
+class RejectedOut(ma.Schema):
+    #: ``emails`` (also for a single ``email``) or ``domains``.
+    field = fields.String()
+    index = fields.Integer()
+    reason = fields.String()
+
+
+class SuppressionAddOut(ma.Schema):
+    added = fields.Integer()
+    #: Entries that were there already (kept as they are).
+    existing = fields.Integer()
+    rejected = fields.List(fields.Nested(RejectedOut))
+    #: The entries of the valid inputs in input order (null for adds of over 1,000).
+    entries = fields.List(fields.Nested(SuppressionOut), allow_none=True)
+
+
+class LiftQuery(StrictSchema):
+    #: Why the entry is lifted; kept with the record of the lift.
+    note = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+class LiftOut(ma.Schema):
+    suppression_id = fields.Integer()
+    kind = fields.String()
+    reason = fields.String()
+    lifted_at = UTC()
+    lifted_by = fields.String()
+    note = fields.String(allow_none=True)
+
+
+class CheckIn(StrictSchema):
+    emails = fields.List(fields.String(), required=True, validate=validate.Length(1, 100_000))
+
+
+class CheckResultOut(ma.Schema):
+    #: The input, as given.
+    email = fields.String()
+    #: False for input that is not a mailable address (then never suppressed).
+    valid = fields.Boolean()
+    suppressed = fields.Boolean()
+    #: Null when not suppressed, and for platform-wide entries (unless the key is admin).
+    reason = fields.String(allow_none=True)
+    #: ``account``, ``global`` or null.
+    scope = fields.String(allow_none=True)
+
+
+class CheckOut(ma.Schema):
+    results = fields.List(fields.Nested(CheckResultOut))
+
+
+class ImportQuery(StrictSchema):
+    reason = fields.String(load_default="manual", validate=validate.OneOf(_MARKETER_REASONS))
+    scope = fields.String(load_default="account", validate=validate.OneOf(["account", "global"]))
+
+
+class ImportErrorOut(ma.Schema):
+    line = fields.Integer()
+    reason = fields.String()
+
+
+class ImportOut(ma.Schema):
+    id = fields.Integer()
+    #: queued, running, done
+    status = fields.String()
+    reason = fields.String()
+    scope = fields.String()
+    #: Data lines in the file (header and blank lines not counted).
+    total_rows = fields.Integer(allow_none=True)
+    rows_done = fields.Integer()
+    imported = fields.Integer()
+    existing = fields.Integer()
+    rejected = fields.Integer()
+    #: The first 1,000 rejected lines: line number and reason (never the line's text).
+    errors = fields.List(fields.Nested(ImportErrorOut))
+    created_at = UTC()
+    started_at = UTC(allow_none=True)
+    finished_at = UTC(allow_none=True)
+
+
+class ErasureIn(StrictSchema):
+    email = fields.String(required=True, validate=validate.Length(1, 320))
+
+
+class ErasureOut(ma.Schema):
+    #: Subscriptions of the person in this account (all lists).
+    subscriptions = fields.Integer()
+    #: Of those, active ones that were ended.
+    unsubscribed = fields.Integer()
+    #: Plain addresses removed (subscriptions and suppression entries).
+    addresses = fields.Integer()
+    ip_addresses = fields.Integer()
+    user_agents = fields.Integer()
+    #: Personal values nulled inside consent event details (and the signup source).
+    detail_values = fields.Integer()
+    #: Notes of lifted suppressions removed.
+    notes = fields.Integer()
+    #: Confirmation mails still queued that will not be sent.
+    pending_mails = fields.Integer()
+    #: The erasure entry that keeps blocking the address by its keyed hash.
+    suppression_id = fields.Integer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -10,12 +11,15 @@ from flexmail.api.schemas import (
     SubscribeIn,
     SubscribeOut,
     SubscriptionDetailOut,
+    SubscriptionDetailQuery,
+    SubscriptionOut,
     SubscriptionPage,
     SubscriptionQuery,
 )
 from flexmail.domain.consent import Status
-from flexmail.services import proof, subscriptions
+from flexmail.services import forwarding, proof, subscriptions, unsubscribe
 from flexmail.services.context import RequestMeta
+from flexmail.services.errors import ValidationFailed
 
 blp = Blueprint("subscriptions", __name__, url_prefix="/api/v1", description="Subscriptions")
 
@@ -60,10 +64,34 @@ class ListSubscriptions(MethodView):
 class OneSubscription(MethodView):
     decorators = [require_scope("marketer")]
 
+    @blp.arguments(SubscriptionDetailQuery, location="query")
     @blp.response(200, SubscriptionDetailOut)
-    def get(self, subscription_id):
-        """One subscription with status, timestamps and its ordered consent events."""
+    def get(self, query, subscription_id):
+        """One subscription with status, timestamps, its ordered consent events, its
+        unsubscribe URL and the ``List-Unsubscribe``/``List-Unsubscribe-Post`` values.
+
+        Pass ``campaign_id`` to get links that also name the campaign, and the
+        subscriber's ``forward_url`` for it.
+        """
         sub = subscriptions.get_subscription(current_principal().account_id, subscription_id)
         events = [proof.event_json(e) for e in proof.subscription_events(sub.id)]
-        fields = SubscriptionDetailOut().fields
-        return {**{name: getattr(sub, name) for name in fields if name != "events"}, "events": events}
+        links = unsubscribe.link_headers(sub.id, campaign_id=query["campaign_id"])
+        return {**{name: getattr(sub, name) for name in SubscriptionOut().fields}, "events": events,
+                "unsubscribe_url": links.url, "list_unsubscribe": links.list_unsubscribe,
+                "list_unsubscribe_post": links.list_unsubscribe_post,
+                "forward_url": forwarding.forward_url_for(sub.account_id, sub.id, query["campaign_id"])}
+
+    @blp.response(200, SubscriptionOut)
+    def delete(self, subscription_id):
+        """Unsubscribe on your subscriber's behalf (recorded with source ``api``).
+
+        Takes effect at once; repeating it changes nothing. The person can only come back
+        through a new double opt-in.
+        """
+        principal = current_principal()
+        try:
+            meta = RequestMeta.checked(request.remote_addr, request.headers.get("User-Agent"))
+        except ValidationFailed:  # an unparsable forwarded IP must not block an opt-out
+            meta = RequestMeta.checked(None, request.headers.get("User-Agent"))
+        return unsubscribe.unsubscribe_subscription(principal.account_id, subscription_id, meta=meta,
+                                                    api_key_id=principal.key_id)

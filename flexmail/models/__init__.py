@@ -1,18 +1,27 @@
 """Tables. Importing this package registers every model with the metadata."""
 
 from flexmail.models.accounts import Account, ApiKey
+from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent
+from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
 from flexmail.models.subscriptions import Subscription
-from flexmail.models.suppressions import Suppression
+from flexmail.models.suppression_imports import SuppressionImport
+from flexmail.models.suppressions import Suppression, SuppressionLift
 
 __all__ = [
     "Account",
     "ApiKey",
+    "Campaign",
+    "CampaignForwardDay",
     "ConsentEvent",
+    "ForwardOptOut",
+    "ForwardQuota",
     "MailingList",
     "OutboxMessage",
     "Subscription",
     "Suppression",
+    "SuppressionImport",
+    "SuppressionLift",
 ]

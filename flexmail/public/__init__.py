@@ -35,7 +35,7 @@ def _security_headers(response):
 
 
 def init_app(app) -> None:
-    from flexmail.public import confirm, signup  # noqa: F401  (routes)
+    from flexmail.public import confirm, forward, signup, unsubscribe  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
 

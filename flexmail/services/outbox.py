@@ -27,7 +27,7 @@ from flexmail.mail.transports import get_transport
 from flexmail.models import MailingList, OutboxMessage, Subscription
 from flexmail.services.context import RequestMeta, setting, signer
 from flexmail.services.proof import record_event
-from flexmail.services.suppressions import find_suppression
+from flexmail.services.suppressions import blocks_confirmation
 from flexmail.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _skip_reason(message: OutboxMessage, sub: Subscription) -> str | None:
         return f"subscription is {sub.status.value}"
     if sub.email is None:
         return "address erased"
-    if find_suppression(sub.account_id, sub.address_hash) is not None:
+    if blocks_confirmation(sub) is not None:
         return "suppressed"
     return None
 

@@ -32,7 +32,12 @@ from flexmail.services.errors import BadToken, NotFound, RateLimited, Suppressed
 from flexmail.services.flood import check_confirmation_allowed
 from flexmail.services.lists import get_list
 from flexmail.services.proof import record_event
-from flexmail.services.suppressions import add_suppression, find_suppression
+from flexmail.services.suppressions import (
+    add_suppression,
+    blocks_confirmation,
+    blocks_signup,
+    lift_on_confirmation,
+)
 from flexmail.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -82,7 +87,7 @@ def request_subscription(account_id: int, list_id: int, *, email: str, meta: Req
 
 def _request(lst: MailingList, normalized: str, addr_hash: str, *, meta, consent_text, source, channel):
     with unit_of_work() as uow:
-        if find_suppression(lst.account_id, addr_hash) is not None:
+        if blocks_signup(lst.account_id, normalized, channel=channel) is not None:
             log.info("signup refused: address %s suppressed for account %s", addr_hash[:12], lst.account_id)
             raise Suppressed("This address must not be mailed by this account.")
         sub = uow.session.scalar(
@@ -220,6 +225,7 @@ def confirm_subscription(token: str, *, meta: RequestMeta, method: str) -> Confi
                 "seconds_since_sent": round(since_sent, 1) if since_sent is not None else None,
             })
             outbox.skip_pending_confirmations(uow, sub.id, reason="confirmed")
+            lift_on_confirmation(uow.session, sub, meta=meta)
     db.session.refresh(sub)
     if won:
         log.info("subscription %s confirmed (%s)", sub.id, method)
@@ -267,7 +273,7 @@ def renew_confirmation(token: str, *, meta: RequestMeta) -> None:
         return
     try:
         with unit_of_work() as uow:
-            if find_suppression(sub.account_id, sub.address_hash) is not None:
+            if blocks_confirmation(sub) is not None:
                 return
             check_confirmation_allowed(account_id=sub.account_id, address_hash=sub.address_hash,
                                        ip_hash=hash_address_ip(meta.ip))
