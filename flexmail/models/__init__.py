@@ -1,7 +1,7 @@
 """Tables. Importing this package registers every model with the metadata."""
 
 from flexmail.models.accounts import Account, ApiKey
-from flexmail.models.consent_events import ConsentEvent
+from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
 from flexmail.models.subscriptions import Subscription
@@ -11,6 +11,7 @@ __all__ = [
     "Account",
     "ApiKey",
     "ConsentEvent",
+    "LedgerHead",
     "MailingList",
     "OutboxMessage",
     "Subscription",

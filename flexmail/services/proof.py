@@ -8,6 +8,7 @@ from flexmail.clock import iso
 from flexmail.domain.consent import EventType, next_status
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, MailingList, Subscription
+from flexmail.services import ledger
 from flexmail.services.context import RequestMeta, hash_address, parse_address
 
 
@@ -23,17 +24,18 @@ def record_event(session, subscription: Subscription, event: EventType, *, meta:
     if not applied:
         subscription.status = next_status(subscription.status, event)
     row = ConsentEvent(
-        account_id=subscription.account_id, subscription_id=subscription.id, type=event,
-        at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source=source, details=details or {},
+        account_id=subscription.account_id, subscription_id=subscription.id, list_id=subscription.list_id,
+        type=event, at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source=source, details=details or {},
     )
-    session.add(row)
-    return row
+    return ledger.append(session, row, email=subscription.email)
 
 
 def event_json(event: ConsentEvent) -> dict:
     return {
-        "id": event.id, "type": event.type.value, "at": iso(event.at), "ip": event.ip,
-        "user_agent": event.user_agent, "source": event.source, "details": event.details or {},
+        "id": event.id, "seq": event.seq, "type": event.type.value if event.type else None, "at": iso(event.at),
+        "ip": event.ip, "user_agent": event.user_agent, "source": event.source, "details": event.details or {},
+        "entry_hash": event.entry_hash, "prev_hash": event.prev_hash, "redacted": event.redacted or [],
+        "tombstone": event.tombstoned_at is not None,
     }
 
 
