@@ -18,7 +18,7 @@ from pathlib import Path
 
 import dramatiq
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 from flexmail import clock, create_app
@@ -26,7 +26,11 @@ from flexmail.extensions import db
 
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKEND = os.environ.get("FLEXMAIL_TEST_BACKEND", "sqlite")
-PG_URL = os.environ.get("FLEXMAIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+#: The server's ``test`` database is only used to create one database per test session,
+#: so that runs side by side (developers, CI, helpers) never share tables.
+PG_ADMIN_URL = os.environ.get("FLEXMAIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_DATABASE = f"flexmail_test_{os.getpid()}"
+PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DATABASE
 REDIS_URL = os.environ.get("FLEXMAIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBIT_URL = os.environ.get("FLEXMAIL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 SECRET = "test-secret-key-newest"
@@ -52,14 +56,18 @@ def pg_schema():
         return
     need_service("PostgreSQL", "127.0.0.1", 5432)
     need_service("Redis", "127.0.0.1", 6379)
-    app = create_app(_config(Path("/tmp/flexmail-pg-schema"), uuid.uuid4().hex))
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {PG_DATABASE}"))
+    app = create_app(_config(Path(f"/tmp/flexmail-pg-schema-{os.getpid()}"), uuid.uuid4().hex))
     with app.app_context():
-        db.drop_all()
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         db.create_all()
         db.engine.dispose()
     yield PG_URL
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"))
+    admin.dispose()
 
 
 def _config(tmp: Path, namespace: str) -> dict:

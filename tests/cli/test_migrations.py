@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, inspect, text
 
 import flexmail.models  # noqa: F401  (the tables the migrations must build)
 from flexmail.extensions import db
-from tests.conftest import BACKEND, PG_URL, need_service
+from tests.conftest import BACKEND, PG_ADMIN_URL, need_service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -31,10 +31,10 @@ def database_url(tmp_path):
         return
     need_service("PostgreSQL", "127.0.0.1", 5432)
     name = f"flexmail_mig_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
-    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()
