@@ -20,6 +20,8 @@ DEFAULTS = {
     "CONFIRM_MAX_AGE": 7 * 24 * 3600,
     "CONFIRM_CLICK_GATE": 300,
     "PENDING_RETENTION_DAYS": 30,
+    "IP_RETENTION_DAYS": 365,  # IPs in events older than this are truncated to /24 or /48
+    "WITHDRAWN_RETENTION_YEARS": 3,  # events of withdrawn consent are deleted this long after
     "RATELIMIT_STORAGE_URL": None,  # None -> memory:// (or the Redis broker's server)
     # Flood control for confirmation mails (a mailbox must not be bombed through us).
     "CONFIRM_PER_ADDRESS_PER_DAY": 3,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from flexmail.services import outbox
+from flexmail.services import outbox, retention
 
 
 @dramatiq.actor(broker=StubBroker(), max_retries=outbox.MAX_ATTEMPTS, min_backoff=5_000,
@@ -14,7 +14,12 @@ def send_outbox(message_id: int) -> None:
     outbox.send_outbox(message_id)
 
 
-ACTORS = (send_outbox,)
+@dramatiq.actor(broker=StubBroker(), max_retries=3, queue_name="maintenance", time_limit=3_600_000)
+def run_retention() -> None:
+    retention.run_retention()
+
+
+ACTORS = (send_outbox, run_retention)
 
 
 def bind_actors(broker: dramatiq.Broker) -> None:

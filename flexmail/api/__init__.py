@@ -8,10 +8,10 @@ api = FlexmailApi()
 
 
 def init_app(app) -> None:
-    from flexmail.api import lists, proof, subscriptions
+    from flexmail.api import lists, people, proof, subscriptions
 
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (lists, subscriptions, proof):
+    for module in (lists, subscriptions, proof, people):
         app.extensions["csrf"].exempt(module.blp)
         api.register_blueprint(module.blp)

@@ -54,12 +54,21 @@ def entry_hash(prev_hash: str, content_hash_: str) -> str:
     return hashlib.sha256(f"{prev_hash}:{content_hash_}".encode()).hexdigest()
 
 
-def rows_digest(entry_hashes: Iterable[str]) -> str:
+class RowsDigest:
     """One digest over the entry hashes of an export, in order (signed in its manifest)."""
-    digest = hashlib.sha256()
-    for value in entry_hashes:
-        digest.update(value.encode() + b"\n")
-    return digest.hexdigest()
+
+    def __init__(self):
+        self._digest = hashlib.sha256()
+
+    def update(self, entry_hash_: str) -> None:
+        self._digest.update(entry_hash_.encode() + b"\n")
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def rows_digest_builder() -> RowsDigest:
+    return RowsDigest()
 
 
 @dataclass
