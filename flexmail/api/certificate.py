@@ -38,7 +38,7 @@ def render_pdf(proof: dict) -> bytes:
         value = "" if value is None else str(value)
         if family == "Helvetica":
             value = value.encode("latin-1", "replace").decode("latin-1")
-        pdf.multi_cell(0, size * 0.5, value, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, size * 0.5, value, align="L", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(gap)
 
     text("Consent certificate", size=16, bold=True, gap=3)
@@ -61,8 +61,9 @@ def render_pdf(proof: dict) -> bytes:
                  f"text SHA-256 {mail['text_sha256'] or '-'}", size=8)
         for event in sub["events"]:
             method = (event["details"] or {}).get("method")
-            text(f"#{event['seq']} {event['at']}  {event['type']}{' (' + method + ')' if method else ''}  "
-                 f"source {event['source'] or '-'}  IP {event['ip'] or '-'}  UA {event['user_agent'] or '-'}  "
-                 f"hash {event['entry_hash'][:16]}", size=8, gap=0.8)
+            text(f"#{event['seq']}  {event['at'] or '(deleted)'}  {event['type'] or '(deleted)'}"
+                 f"{' (' + method + ')' if method else ''}   source: {event['source'] or '-'}   "
+                 f"IP: {event['ip'] or '-'}", size=8, gap=0.2)
+            text(f"      user agent: {event['user_agent'] or '-'}   entry hash: {event['entry_hash']}", size=7, gap=1)
         pdf.ln(3)
     return bytes(pdf.output())

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import String, Text, cast, select
 
 from flexmail.clock import iso, now
 from flexmail.domain import csvsafe, ledger
@@ -65,11 +65,13 @@ def start_export(request: ExportRequest, *, principal: Principal | None) -> Iter
 
 
 def _query(request: ExportRequest):
-    columns = [ConsentEvent.seq, ConsentEvent.id, ConsentEvent.at, ConsentEvent.type, ConsentEvent.account_id,
-               ConsentEvent.subscription_id, ConsentEvent.list_id, ConsentEvent.source, Subscription.email,
-               ConsentEvent.ip, ConsentEvent.user_agent, ConsentEvent.details, ConsentEvent.commitments,
-               ConsentEvent.salt, ConsentEvent.prev_hash, ConsentEvent.content_hash, ConsentEvent.entry_hash,
-               ConsentEvent.redacted, ConsentEvent.tombstoned_at]
+    # JSON columns are read as their text: no parse and re-serialise per row.
+    columns = [ConsentEvent.seq, ConsentEvent.id, ConsentEvent.at, cast(ConsentEvent.type, String),
+               ConsentEvent.account_id, ConsentEvent.subscription_id, ConsentEvent.list_id, ConsentEvent.source,
+               Subscription.email, ConsentEvent.ip, ConsentEvent.user_agent, cast(ConsentEvent.details, Text),
+               cast(ConsentEvent.commitments, Text), ConsentEvent.salt, ConsentEvent.prev_hash,
+               ConsentEvent.content_hash, ConsentEvent.entry_hash, cast(ConsentEvent.redacted, Text),
+               ConsentEvent.tombstoned_at]
     query = (select(*columns).outerjoin(Subscription, Subscription.id == ConsentEvent.subscription_id)
              .where(ConsentEvent.account_id == request.account_id).order_by(ConsentEvent.seq))
     if request.list_id is not None:
@@ -81,19 +83,12 @@ def _query(request: ExportRequest):
     return query
 
 
-def _rows(request: ExportRequest) -> Iterator[dict]:
+def _rows(request: ExportRequest) -> Iterator[tuple]:
     """Rows straight from a server-side cursor: memory stays flat however many there are."""
     # A read-only connection of its own: on SQLite it starts a deferred transaction
     # (database.py), so a long export does not hold the write lock.
     with db.engine.connect().execution_options(stream_results=True, yield_per=BATCH, flexmail_readonly=True) as conn:
-        for r in conn.execute(_query(request)):
-            yield {
-                "seq": r[0], "event_id": r[1], "at": iso(r[2]), "type": r[3].value if r[3] else None,
-                "account_id": r[4], "subscription_id": r[5], "list_id": r[6], "source": r[7], "email": r[8],
-                "ip": r[9], "user_agent": r[10], "details": r[11], "commitments": r[12], "salt": r[13],
-                "prev_hash": r[14], "content_hash": r[15], "entry_hash": r[16], "redacted": r[17] or [],
-                "tombstone": r[18] is not None,
-            }
+        yield from conn.execute(_query(request))
 
 
 def _manifest(request: ExportRequest, count: int, first: int | None, last: int | None, digest: str,
@@ -106,44 +101,56 @@ def _manifest(request: ExportRequest, count: int, first: int | None, last: int |
     })
 
 
+def _csv_cells(r) -> list:
+    """Every user-controlled value formula-escaped (J1-J2); ids, times and hashes cannot start a formula."""
+    esc = csvsafe.escape
+    return [r[0], r[1], iso(r[2]), r[3], r[4], r[5], r[6], esc(r[7]), esc(r[8]), esc(r[9]), esc(r[10]),
+            esc(r[11] or "null"), r[12] or "null", r[13], r[14], r[15], r[16], r[17] or "[]",
+            "true" if r[18] is not None else "false"]
+
+
+def _json_line(r) -> str:
+    scalars = json.dumps({
+        "seq": r[0], "event_id": r[1], "at": iso(r[2]), "type": r[3], "account_id": r[4],
+        "subscription_id": r[5], "list_id": r[6], "source": r[7], "email": r[8], "ip": r[9],
+        "user_agent": r[10], "salt": r[13], "prev_hash": r[14], "content_hash": r[15], "entry_hash": r[16],
+        "tombstone": r[18] is not None,
+    }, ensure_ascii=False, separators=(",", ":"))
+    return (f'{scalars[:-1]},"details":{r[11] or "null"},"commitments":{r[12] or "null"},'
+            f'"redacted":{r[17] or "[]"}}}\n')
+
+
 def _stream(request: ExportRequest) -> Iterator[str]:
     head_at_start = head(request.account_id)
     digest = ledger.rows_digest_builder()
     count, first, last = 0, None, None
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
-    if request.fmt == "csv":
+    is_csv = request.fmt == "csv"
+    if is_csv:
         writer.writerow(COLUMNS)
-    for row in _rows(request):
-        if head_at_start["count"] and row["seq"] > head_at_start["count"]:
+    limit = head_at_start["count"]
+    for r in _rows(request):
+        if r[0] > limit:
             break  # events appended while we stream belong to the next export
         count += 1
-        first = row["seq"] if first is None else first
-        last = row["seq"]
-        digest.update(row["entry_hash"])
-        if request.fmt == "csv":
-            writer.writerow([_cell(c, row[c]) for c in COLUMNS])
+        first = r[0] if first is None else first
+        last = r[0]
+        digest.update(r[16])
+        if is_csv:
+            writer.writerow(_csv_cells(r))
         else:
-            buffer.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+            buffer.write(_json_line(r))
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
     manifest = _manifest(request, count, first, last, digest.hexdigest(), head_at_start)
-    if request.fmt == "csv":
+    if is_csv:
         writer.writerow(["manifest", json.dumps(manifest, sort_keys=True)] + [""] * (len(COLUMNS) - 2))
     else:
         buffer.write(json.dumps({"manifest": manifest}, sort_keys=True) + "\n")
     yield buffer.getvalue()
-
-
-def _cell(column: str, value) -> str:
-    """Every user-controlled value is formula-escaped; JSON columns are JSON text."""
-    if column in _JSON_COLUMNS:
-        return csvsafe.escape(json.dumps(value, ensure_ascii=False, sort_keys=True))
-    if column == "tombstone":
-        return "true" if value else "false"
-    return csvsafe.escape("" if value is None else value)
 
 
 # --- verification -----------------------------------------------------------------------
