@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from flexmail.services import accounts, lists, outbox
+from flexmail.services import accounts, export, lists, outbox, retention
 from flexmail.services.errors import FlexmailError
 
 accounts_cli = AppGroup("accounts", help="Marketer accounts and API keys.")
@@ -22,6 +24,40 @@ inbound_cli = AppGroup("inbound", help="Received mail: unsubscribe requests to t
 
 #: sysexits.h codes, which MTAs (Postfix pipe) understand: bounce, bounce, retry later.
 EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 65, 67, 75
+proof_cli = AppGroup("proof", help="Consent proof: verify exports.")
+retention_cli = AppGroup("retention", help="Retention of personal data and proof.")
+
+
+@proof_cli.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--head", "head", default=None,
+              help="The signed head (JSON text or a file) from GET /api/v1/proof/head, to detect a cut tail.")
+def proof_verify(file, head):
+    """Verify an export offline: every row's hashes and commitments, order, and its signed manifest."""
+    head_document = None
+    if head:
+        text = Path(head).read_text() if Path(head).exists() else head
+        try:
+            head_document = json.loads(text)
+        except json.JSONDecodeError:
+            raise click.UsageError("--head must be the JSON of GET /api/v1/proof/head (text or file)") from None
+    with open(file, newline="", encoding="utf-8") as handle:
+        check = export.verify_export(handle, head_document=head_document)
+    if check.ok:
+        click.echo(check.message)
+        return
+    where = f" at row {check.row}" if check.row else ""
+    raise click.ClickException(f"FAILED{where}: {check.message}")
+
+
+@retention_cli.command("run")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Apply the rules as if it were this UTC date (default: now).")
+def retention_run(as_of):
+    """Delete unconfirmed signups, truncate old IPs, delete proof of long-withdrawn consent."""
+    when = as_of.replace(tzinfo=dt.UTC) if as_of else None
+    counts = retention.run_retention(as_of=when)
+    click.echo(json.dumps(counts))
 
 
 @accounts_cli.command("create")
@@ -168,4 +204,6 @@ def init_app(app) -> None:
     app.cli.add_command(outbox_cli)
     app.cli.add_command(inbound_cli)
     app.cli.add_command(suppressions_cli)
+    app.cli.add_command(proof_cli)
+    app.cli.add_command(retention_cli)
     app.cli.add_command(demo)

@@ -15,10 +15,13 @@ DEFAULTS = {
     "PUBLIC_URL": "http://127.0.0.1:5000",
     "SECRET_KEYS": None,  # comma list, newest first
     "HASH_KEY": None,
+    "SIGNING_KEY": None,  # Ed25519 seed, base64url: signs ledger heads and export manifests
     "TRUSTED_PROXIES": 0,
     "CONFIRM_MAX_AGE": 7 * 24 * 3600,
     "CONFIRM_CLICK_GATE": 300,
     "PENDING_RETENTION_DAYS": 30,
+    "IP_RETENTION_DAYS": 365,  # IPs in events older than this are truncated to /24 or /48
+    "WITHDRAWN_RETENTION_YEARS": 3,  # events of withdrawn consent are deleted this long after
     "RATELIMIT_STORAGE_URL": None,  # None -> memory:// (or the Redis broker's server)
     # Flood control for confirmation mails (a mailbox must not be bombed through us).
     "CONFIRM_PER_ADDRESS_PER_DAY": 3,
@@ -114,16 +117,24 @@ def _load_secrets(config, instance: Path) -> None:
     """Use configured secrets; else make them once into instance/secrets.json and reuse them.
 
     Generated secrets are only for the embedded default: production sets
-    FLEXMAIL_SECRET_KEYS and FLEXMAIL_HASH_KEY so every process shares them.
+    FLEXMAIL_SECRET_KEYS, FLEXMAIL_HASH_KEY and FLEXMAIL_SIGNING_KEY so every process
+    shares them.
     """
     stored_path = instance / "secrets.json"
+    fresh = {"secret_keys": [secrets.token_urlsafe(32)], "hash_key": secrets.token_urlsafe(32),
+             "signing_key": secrets.token_urlsafe(32)}
     stored = {}
-    if not config["SECRET_KEYS"] or not config["HASH_KEY"]:
-        fresh = {"secret_keys": [secrets.token_urlsafe(32)], "hash_key": secrets.token_urlsafe(32)}
+    if not (config["SECRET_KEYS"] and config["HASH_KEY"] and config["SIGNING_KEY"]):
         try:
             fd = os.open(stored_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # made before, or by a process starting beside us
             stored = json.loads(stored_path.read_text())
+            if not set(fresh) <= set(stored):  # an older file: add what is new, keep the rest
+                stored = {**fresh, **stored}
+                tmp = stored_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(stored))
+                tmp.chmod(0o600)
+                tmp.replace(stored_path)
         else:
             with os.fdopen(fd, "w") as f:
                 json.dump(fresh, f)
@@ -133,3 +144,4 @@ def _load_secrets(config, instance: Path) -> None:
         keys = [k.strip() for k in keys.split(",") if k.strip()]
     config["SECRET_KEYS"] = list(keys)
     config["HASH_KEY"] = config["HASH_KEY"] or stored["hash_key"]
+    config["SIGNING_KEY"] = config["SIGNING_KEY"] or stored["signing_key"]

@@ -29,4 +29,5 @@ def init_app(app) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Long read-only work (a proof export) must not hold the write lock.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("flexmail_readonly") else "BEGIN IMMEDIATE")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from flexmail.services import forwarding, imports, outbox
+from flexmail.services import forwarding, imports, outbox, retention
 
 
 @dramatiq.actor(broker=StubBroker(), max_retries=outbox.MAX_ATTEMPTS, min_backoff=5_000,
@@ -32,7 +32,12 @@ def import_suppressions(import_id: int) -> None:
     imports.run_import(import_id)
 
 
-ACTORS = (send_outbox, send_forward, import_suppressions)
+@dramatiq.actor(broker=StubBroker(), max_retries=3, queue_name="maintenance", time_limit=3_600_000)
+def run_retention() -> None:
+    retention.run_retention()
+
+
+ACTORS = (send_outbox, send_forward, import_suppressions, run_retention)
 
 
 def bind_actors(broker: dramatiq.Broker) -> None:

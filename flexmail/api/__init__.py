@@ -8,10 +8,10 @@ api = FlexmailApi()
 
 
 def init_app(app) -> None:
-    from flexmail.api import campaigns, erasures, lists, proof, subscriptions, suppressions, unsubscribes
+    from flexmail.api import campaigns, erasures, lists, people, proof, subscriptions, suppressions, unsubscribes
 
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (lists, subscriptions, proof, unsubscribes, campaigns, suppressions, erasures):
+    for module in (lists, subscriptions, proof, people, unsubscribes, campaigns, suppressions, erasures):
         app.extensions["csrf"].exempt(module.blp)
         api.register_blueprint(module.blp)

@@ -1,13 +1,15 @@
-"""/api/v1/proof: a person's consent history (compliance scope)."""
+"""/api/v1/proof: a person's consent history, the signed chain head, bulk export (compliance)."""
 
 from __future__ import annotations
 
+from flask import Response, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from flexmail.api import certificate
 from flexmail.api.auth import current_principal, require_scope
-from flexmail.api.schemas import ProofOut, ProofQuery
-from flexmail.services import proof
+from flexmail.api.schemas import ExportQuery, HeadOut, ProofOut, ProofQuery
+from flexmail.services import export, ledger, proof, signing
 
 blp = Blueprint("proof", __name__, url_prefix="/api/v1/proof", description="Consent proof")
 
@@ -19,6 +21,51 @@ class Proof(MethodView):
     @blp.arguments(ProofQuery, location="query")
     @blp.response(200, ProofOut)
     def get(self, query):
-        """Every subscription of the address in this account with its ordered events."""
-        return proof.consent_history(current_principal().account_id, query["email"],
-                                     list_id=query["list_id"])
+        """Every subscription of the address in this account with its ordered events, the
+        confirmation mails as sent and the chain verification. ``format=html|pdf`` gives a
+        consent certificate."""
+        principal = current_principal()
+        result = proof.consent_history(principal.account_id, query["email"], list_id=query["list_id"],
+                                       principal=principal)
+        if query["format"] == "html":
+            return Response(certificate.render_html(result), mimetype="text/html")
+        if query["format"] == "pdf":
+            return Response(certificate.render_pdf(result), mimetype="application/pdf",
+                            headers={"Content-Disposition": 'attachment; filename="consent-certificate.pdf"'})
+        return result
+
+
+@blp.route("/head")
+class Head(MethodView):
+    decorators = [require_scope("compliance")]
+
+    @blp.response(200, HeadOut)
+    def get(self):
+        """The latest chain hash and event count of the account, signed (Ed25519)."""
+        return signing.sign(ledger.head(current_principal().account_id))
+
+
+@blp.route("/key")
+class Key(MethodView):
+    decorators = [require_scope("compliance")]
+
+    def get(self):
+        """The public key that verifies heads and export manifests (raw Ed25519, base64url)."""
+        return {"algorithm": "Ed25519", "public_key": signing.public_key(), "key_id": signing.public_key()[:16]}
+
+
+@blp.route("/export")
+class Export(MethodView):
+    decorators = [require_scope("compliance")]
+
+    @blp.arguments(ExportQuery, location="query")
+    @blp.response(200, description="CSV or JSON Lines, streamed, ending in a signed manifest")
+    def get(self, query):
+        """Stream the account's events (optionally one list, a time range) with a signed manifest."""
+        request = export.ExportRequest(current_principal().account_id, query["list_id"], query["since"],
+                                       query["until"], query["format"])
+        chunks = export.start_export(request, principal=current_principal())
+        mimetype = "text/csv; charset=utf-8" if request.fmt == "csv" else "application/x-ndjson"
+        name = f"flexmail-proof-{request.account_id}.{request.fmt}"
+        return Response(stream_with_context(chunks), content_type=mimetype,
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import marshmallow as ma
 from flask import current_app
 from marshmallow import fields, validate
@@ -63,6 +65,11 @@ class SubscribeIn(StrictSchema):
 
 class EventOut(ma.Schema):
     id = fields.Integer()
+    seq = fields.Integer()
+    entry_hash = fields.String()
+    prev_hash = fields.String()
+    redacted = fields.List(fields.String())
+    tombstone = fields.Boolean()
     type = fields.String()
     at = fields.String()
     ip = fields.String(allow_none=True)
@@ -129,6 +136,7 @@ class SubscriptionPage(ma.Schema):
 class ProofQuery(StrictSchema):
     email = fields.String(required=True, validate=validate.Length(1, 320))
     list_id = fields.Integer(load_default=None)
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "html", "pdf"]))
 
 
 class ProofSubscription(ma.Schema):
@@ -142,12 +150,24 @@ class ProofSubscription(ma.Schema):
     created_at = fields.String()
     confirmed_at = fields.String(allow_none=True)
     unsubscribed_at = fields.String(allow_none=True)
+    sender = fields.Dict()
+    confirmation_mails = fields.List(fields.Dict())
     events = fields.List(fields.Nested(EventOut))
+
+
+class ChainOut(ma.Schema):
+    verified = fields.Boolean()
+    events_checked = fields.Integer()
+    problems = fields.List(fields.Dict())
+    head = fields.Dict()
 
 
 class ProofOut(ma.Schema):
     email = fields.String()
+    account_id = fields.Integer()
+    generated_at = fields.String()
     subscriptions = fields.List(fields.Nested(ProofSubscription))
+    chain = fields.Nested(ChainOut)
 
 
 class CampaignIn(StrictSchema):
@@ -333,3 +353,30 @@ class ErasureOut(ma.Schema):
     pending_mails = fields.Integer()
     #: The erasure entry that keeps blocking the address by its keyed hash.
     suppression_id = fields.Integer()
+
+
+
+# --- proof (issue 6) ------------------------------------------------------------------
+
+class ExportQuery(StrictSchema):
+    list_id = fields.Integer(load_default=None)
+    since = fields.AwareDateTime(load_default=None, default_timezone=dt.UTC)
+    until = fields.AwareDateTime(load_default=None, default_timezone=dt.UTC)
+    format = fields.String(load_default="jsonl", validate=validate.OneOf(["csv", "jsonl"]))
+
+
+class HeadOut(ma.Schema):
+    account_id = fields.Integer()
+    count = fields.Integer()
+    head_hash = fields.String()
+    key_id = fields.String()
+    signature = fields.String()
+
+
+class PeopleQuery(StrictSchema):
+    email = fields.String(required=True, validate=validate.Length(1, 320))
+
+
+class AuditQuery(StrictSchema):
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))

@@ -1,8 +1,9 @@
 """Tables. Importing this package registers every model with the metadata."""
 
 from flexmail.models.accounts import Account, ApiKey
+from flexmail.models.audit import AuditEntry
 from flexmail.models.campaigns import Campaign
-from flexmail.models.consent_events import ConsentEvent
+from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
@@ -13,11 +14,13 @@ from flexmail.models.suppressions import Suppression, SuppressionLift
 __all__ = [
     "Account",
     "ApiKey",
+    "AuditEntry",
     "Campaign",
     "CampaignForwardDay",
     "ConsentEvent",
     "ForwardOptOut",
     "ForwardQuota",
+    "LedgerHead",
     "MailingList",
     "OutboxMessage",
     "Subscription",

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from flexmail.clock import now
+from flexmail.domain.ledger import GENESIS
 from flexmail.extensions import db
-from flexmail.models import Account, ApiKey
+from flexmail.models import Account, ApiKey, LedgerHead
 from flexmail.services.errors import ValidationFailed
 from flexmail.services.unit_of_work import unit_of_work
 
@@ -44,6 +45,8 @@ def create_account(name: str, *, scopes: list[str]) -> tuple[int, str]:
         account = Account(name=name)
         uow.session.add(account)
         uow.session.flush()
+        # The chain head exists from the start, so the first events never race to make it.
+        uow.session.add(LedgerHead(account_id=account.id, seq=0, entry_hash=GENESIS))
         key = _new_key(uow.session, account.id, scopes)
     return account.id, key
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from flexmail.clock import iso
+from flexmail.clock import iso, now
 from flexmail.domain.consent import EventType, next_status
 from flexmail.extensions import db
-from flexmail.models import ConsentEvent, MailingList, Subscription
+from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription
+from flexmail.services import audit, ledger, signing
+from flexmail.services.accounts import Principal
 from flexmail.services.context import RequestMeta, hash_address, parse_address
 
 
@@ -23,46 +25,83 @@ def record_event(session, subscription: Subscription, event: EventType, *, meta:
     if not applied:
         subscription.status = next_status(subscription.status, event)
     row = ConsentEvent(
-        account_id=subscription.account_id, subscription_id=subscription.id, type=event,
-        at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source=source, details=details or {},
+        account_id=subscription.account_id, subscription_id=subscription.id, list_id=subscription.list_id,
+        type=event, at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source=source, details=details or {},
     )
-    session.add(row)
-    return row
+    return ledger.append(session, row, email=subscription.email)
 
 
 def event_json(event: ConsentEvent) -> dict:
     return {
-        "id": event.id, "type": event.type.value, "at": iso(event.at), "ip": event.ip,
-        "user_agent": event.user_agent, "source": event.source, "details": event.details or {},
+        "id": event.id, "seq": event.seq, "type": event.type.value if event.type else None, "at": iso(event.at),
+        "ip": event.ip, "user_agent": event.user_agent, "source": event.source, "details": event.details or {},
+        "entry_hash": event.entry_hash, "prev_hash": event.prev_hash, "redacted": event.redacted or [],
+        "tombstone": event.tombstoned_at is not None,
     }
 
 
 def subscription_events(subscription_id: int) -> list[ConsentEvent]:
     return list(db.session.scalars(
         select(ConsentEvent).where(ConsentEvent.subscription_id == subscription_id)
-        .order_by(ConsentEvent.id)
+        .order_by(ConsentEvent.seq)
     ))
 
 
-def consent_history(account_id: int, email: str, *, list_id: int | None = None) -> dict:
-    """Every subscription of ``email`` in the account, each with its ordered events."""
+def consent_history(account_id: int, email: str, *, list_id: int | None = None,
+                    principal: Principal | None = None) -> dict:
+    """Every subscription of ``email`` in the account with its ordered events, the
+    confirmation mails as sent, and the verification of those events against the chain.
+
+    Reading proof is a compliance action: it is written to the audit log.
+    """
     address = parse_address(email)
+    addr_hash = hash_address(address)
     query = (
         select(Subscription, MailingList)
         .join(MailingList, MailingList.id == Subscription.list_id)
-        .where(Subscription.account_id == account_id,
-               Subscription.address_hash == hash_address(address))
+        .where(Subscription.account_id == account_id, Subscription.address_hash == addr_hash)
         .order_by(Subscription.id)
     )
     if list_id is not None:
         query = query.where(Subscription.list_id == list_id)
-    subscriptions = []
+    subscriptions, all_events, emails = [], [], {}
     for sub, lst in db.session.execute(query):
+        events = subscription_events(sub.id)
+        all_events += events
+        emails[sub.id] = sub.email
         subscriptions.append({
             "id": sub.id, "list_id": lst.id, "list_name": lst.name, "status": sub.status.value,
             "email": sub.email, "consent_text": sub.consent_text, "source": sub.source,
+            "sender": {"name": lst.sender_name, "email": lst.sender_email},
             "created_at": iso(sub.created_at), "confirmed_at": iso(sub.confirmed_at),
             "unsubscribed_at": iso(sub.unsubscribed_at),
-            "events": [event_json(e) for e in subscription_events(sub.id)],
+            "confirmation_mails": _confirmation_mails(sub.id, events),
+            "events": [event_json(e) for e in events],
         })
-    return {"email": address.normalized, "subscriptions": subscriptions}
+    if principal is not None:
+        audit.record(principal, "proof.read", {"person": audit.address_ref(addr_hash), "list_id": list_id,
+                                               "subscriptions": len(subscriptions)})
+    return {
+        "email": address.normalized,
+        "account_id": account_id,
+        "subscriptions": subscriptions,
+        "chain": {**ledger.verify_events(all_events, emails), "head": signing.sign(ledger.head(account_id))},
+        "generated_at": iso(now()),
+    }
+
+
+def _confirmation_mails(subscription_id: int, events: list[ConsentEvent]) -> list[dict]:
+    """Each confirmation mail: what the outbox knows, plus what was recorded when it left."""
+    sent = {e.details.get("outbox_id"): e.details for e in events
+            if e.type == EventType.CONFIRMATION_SENT and e.details}
+    mails = []
+    for row in db.session.scalars(select(OutboxMessage).where(OutboxMessage.subscription_id == subscription_id)
+                                  .order_by(OutboxMessage.id)):
+        details = sent.get(row.id, {})
+        mails.append({
+            "message_id": row.message_id, "status": row.status, "queued_at": iso(row.created_at),
+            "sent_at": iso(row.sent_at), "subject": details.get("subject"),
+            "template_version": details.get("template_version"), "text_sha256": details.get("text_sha256"),
+            "html_sha256": details.get("html_sha256"),
+        })
+    return mails
