@@ -1,6 +1,6 @@
 """The consent ledger: a hash chain per account whose personal fields are commitments.
 
-Each event's *content* (ids, type, time, source, non-personal details, and HMAC
+Each event's *content* (ids, type, time, source, the digest of its details, and HMAC
 commitments to the personal values) is hashed canonically; the entry hash chains it to
 the previous entry: ``entry = sha256(prev_entry || content_hash)``. Personal values
 (address, IP, user agent) are not hashed in clear, so erasing or truncating them later
@@ -22,7 +22,7 @@ GENESIS = "0" * 64
 PERSONAL_FIELDS = ("email", "ip", "user_agent")
 #: The fields whose canonical JSON is the content hash, in the order exports list them.
 CONTENT_FIELDS = ("account_id", "seq", "subscription_id", "list_id", "type", "at", "source",
-                  "details", "commitments")
+                  "details_hash", "commitments")
 
 
 def canonical(obj) -> bytes:
@@ -41,6 +41,12 @@ def commitment(pepper: str, salt: str, field: str, value: str | None) -> str | N
 
 def commitments(pepper: str, salt: str, values: dict[str, str | None]) -> dict[str, str | None]:
     return {field: commitment(pepper, salt, field, values.get(field)) for field in PERSONAL_FIELDS}
+
+
+def details_digest(details) -> str:
+    """The details are chained by digest, so erasure can scrub a personal value in them
+    and mark them redacted while every other field stays verifiable."""
+    return hashlib.sha256(canonical(details)).hexdigest()
 
 
 def content_hash(content: dict) -> str:
@@ -102,6 +108,10 @@ def verify_rows(rows: Iterable[dict], *, contiguous: bool, pepper: str | None = 
         if not row.get("tombstone"):
             if content_hash(row) != row["content_hash"]:
                 yield Verification(False, count, None, None, position, "content was changed")
+                return
+            if ("details" not in (row.get("redacted") or []) and row.get("details") is not None
+                    and details_digest(row["details"]) != row.get("details_hash")):
+                yield Verification(False, count, None, None, position, "details were changed")
                 return
             if pepper is not None:
                 for field in PERSONAL_FIELDS:

@@ -15,9 +15,9 @@ class ConsentEvent(db.Model):
     """Append-only proof: one row per thing that happened to a subscription.
 
     Rows form a hash chain per account (domain.ledger). The database itself refuses
-    DELETE and any UPDATE except redaction: personal fields may change (erasure, IP
-    truncation) and content fields may only become NULL (a retention tombstone); the
-    chain columns never change. See ``GUARD_DDL``.
+    DELETE and any UPDATE except redaction: personal fields and details may change (erasure,
+    IP truncation) and content fields may only become NULL (a retention tombstone); the
+    chain columns never change. See ``PG_GUARD`` and ``SQLITE_GUARDS``.
     """
 
     __tablename__ = "consent_events"
@@ -42,9 +42,12 @@ class ConsentEvent(db.Model):
     user_agent: Mapped[str | None] = mapped_column(Text)
     #: Channel: api, form, page, mail, one-click, mailto, system...
     source: Mapped[str | None] = mapped_column(String(200))
-    #: Event-specific facts: consent text, message-id, body digest, method... Hashed in
-    #: clear, so never personal data (that goes into the personal columns).
+    #: Event-specific facts: consent text, message-id, body digest, method... Checked
+    #: against ``details_hash``; erasure may scrub a value that names the person (and then
+    #: lists "details" in ``redacted``) without breaking the chain.
     details: Mapped[dict | None] = mapped_column(JSON, default=dict)
+    #: SHA-256 of the canonical details as recorded; this, not the details, is chained.
+    details_hash: Mapped[str | None] = mapped_column(String(64))
     #: Random per event; with the pepper it makes the personal-field commitments.
     salt: Mapped[str | None] = mapped_column(String(32))
     #: HMAC commitments of email (case-folded), ip and user_agent as they were recorded.
@@ -70,7 +73,7 @@ class LedgerHead(db.Model):
 
 
 _CHAIN = ("id", "account_id", "seq", "prev_hash", "content_hash", "entry_hash")
-_CONTENT = ("subscription_id", "list_id", "type", "at", "source", "details", "salt", "commitments")
+_CONTENT = ("subscription_id", "list_id", "type", "at", "source", "details_hash", "salt", "commitments")
 
 #: PostgreSQL: refuse DELETE, changes of chain columns, and content changes other than to NULL.
 PG_GUARD = DDL(

@@ -31,8 +31,8 @@ from flexmail.services.ledger import head
 
 FORMAT = "flexmail-proof-export/1"
 COLUMNS = ("seq", "event_id", "at", "type", "account_id", "subscription_id", "list_id", "source", "email",
-           "ip", "user_agent", "details", "commitments", "salt", "prev_hash", "content_hash", "entry_hash",
-           "redacted", "tombstone")
+           "ip", "user_agent", "details", "details_hash", "commitments", "salt", "prev_hash", "content_hash",
+           "entry_hash", "redacted", "tombstone")
 _JSON_COLUMNS = {"details", "commitments", "redacted"}
 _INT_COLUMNS = {"seq", "event_id", "account_id", "subscription_id", "list_id"}
 BATCH = 2000
@@ -71,7 +71,7 @@ def _query(request: ExportRequest):
                Subscription.email, ConsentEvent.ip, ConsentEvent.user_agent, cast(ConsentEvent.details, Text),
                cast(ConsentEvent.commitments, Text), ConsentEvent.salt, ConsentEvent.prev_hash,
                ConsentEvent.content_hash, ConsentEvent.entry_hash, cast(ConsentEvent.redacted, Text),
-               ConsentEvent.tombstoned_at]
+               ConsentEvent.tombstoned_at, ConsentEvent.details_hash]
     query = (select(*columns).outerjoin(Subscription, Subscription.id == ConsentEvent.subscription_id)
              .where(ConsentEvent.account_id == request.account_id).order_by(ConsentEvent.seq))
     if request.list_id is not None:
@@ -105,7 +105,7 @@ def _csv_cells(r) -> list:
     """Every user-controlled value formula-escaped (J1-J2); ids, times and hashes cannot start a formula."""
     esc = csvsafe.escape
     return [r[0], r[1], iso(r[2]), r[3], r[4], r[5], r[6], esc(r[7]), esc(r[8]), esc(r[9]), esc(r[10]),
-            esc(r[11] or "null"), r[12] or "null", r[13], r[14], r[15], r[16], r[17] or "[]",
+            esc(r[11] or "null"), r[19], r[12] or "null", r[13], r[14], r[15], r[16], r[17] or "[]",
             "true" if r[18] is not None else "false"]
 
 
@@ -113,7 +113,8 @@ def _json_line(r) -> str:
     scalars = json.dumps({
         "seq": r[0], "event_id": r[1], "at": iso(r[2]), "type": r[3], "account_id": r[4],
         "subscription_id": r[5], "list_id": r[6], "source": r[7], "email": r[8], "ip": r[9],
-        "user_agent": r[10], "salt": r[13], "prev_hash": r[14], "content_hash": r[15], "entry_hash": r[16],
+        "user_agent": r[10], "details_hash": r[19], "salt": r[13], "prev_hash": r[14], "content_hash": r[15],
+        "entry_hash": r[16],
         "tombstone": r[18] is not None,
     }, ensure_ascii=False, separators=(",", ":"))
     return (f'{scalars[:-1]},"details":{r[11] or "null"},"commitments":{r[12] or "null"},'

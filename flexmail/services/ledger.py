@@ -23,7 +23,7 @@ def chain_content(event: ConsentEvent) -> dict:
     return {
         "account_id": event.account_id, "seq": event.seq, "subscription_id": event.subscription_id,
         "list_id": event.list_id, "type": event.type.value if event.type else None, "at": iso(event.at),
-        "source": event.source, "details": event.details, "commitments": event.commitments,
+        "source": event.source, "details_hash": event.details_hash, "commitments": event.commitments,
     }
 
 
@@ -46,6 +46,7 @@ def append(session, event: ConsentEvent, *, email: str | None) -> ConsentEvent:
     event.salt = secrets.token_hex(16)
     event.commitments = ledger.commitments(hash_key(), event.salt, personal_values(event, email))
     event.details = event.details or {}
+    event.details_hash = ledger.details_digest(event.details)
     event.content_hash = ledger.content_hash(chain_content(event))
     event.entry_hash = ledger.entry_hash(event.prev_hash, event.content_hash)
     head.seq, head.entry_hash = event.seq, event.entry_hash
@@ -63,7 +64,7 @@ def export_row(event: ConsentEvent, email: str | None) -> dict:
     """One event as an export row: content, personal values in clear, chain fields."""
     tomb = event.tombstoned_at is not None
     return {
-        **chain_content(event), "event_id": event.id, "email": email, "ip": event.ip,
+        **chain_content(event), "event_id": event.id, "details": event.details, "email": email, "ip": event.ip,
         "user_agent": event.user_agent, "salt": event.salt, "prev_hash": event.prev_hash,
         "content_hash": event.content_hash, "entry_hash": event.entry_hash,
         "redacted": event.redacted or [], "tombstone": tomb,

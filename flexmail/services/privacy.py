@@ -132,7 +132,9 @@ def _scrub_events(session, sub_ids: list[int], needles: tuple[str, ...], counts:
             counts["user_agents"] += 1
         cleaned, nulled = scrub(event.details or {}, needles)
         if nulled:
+            # The chain holds the digest of the details as recorded: mark them redacted.
             event.details = cleaned
+            event.redacted = sorted({*(event.redacted or []), "details"})
             counts["detail_values"] += nulled
 
 

@@ -44,8 +44,8 @@ def _tombstone(session, subscription_ids: list[int], at: dt.datetime) -> int:
     count = session.execute(
         update(ConsentEvent).where(ConsentEvent.subscription_id.in_(subscription_ids))
         # null(): a JSON column given None would store the JSON text 'null', not SQL NULL.
-        .values(subscription_id=None, list_id=None, type=None, at=None, source=None, details=null(), salt=None,
-                commitments=null(), ip=None, user_agent=None, tombstoned_at=at)
+        .values(subscription_id=None, list_id=None, type=None, at=None, source=None, details=null(),
+                details_hash=None, salt=None, commitments=null(), ip=None, user_agent=None, tombstoned_at=at)
         .execution_options(synchronize_session=False)
     ).rowcount
     session.execute(delete(OutboxMessage).where(OutboxMessage.subscription_id.in_(subscription_ids)))

@@ -51,6 +51,13 @@ def test_upgrade_builds_the_models_schema_and_downgrade_removes_it(database_url,
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata)
     assert diff == [], diff
     assert {"accounts", "lists", "subscriptions", "consent_events", "outbox"} <= set(inspect(engine).get_table_names())
+    with engine.connect() as conn:  # the ledger guards are part of the migrated schema too
+        if engine.dialect.name == "postgresql":
+            triggers = set(conn.scalars(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")))
+            assert "consent_events_guard" in triggers
+        else:
+            triggers = set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
+            assert {"consent_events_no_delete", "consent_events_chain_fixed", "consent_events_redact_only"} <= triggers
     downgrade = _flask(["db", "downgrade", "base"], env)
     assert downgrade.returncode == 0, downgrade.stderr[-3000:]
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}

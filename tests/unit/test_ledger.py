@@ -12,6 +12,7 @@ from flexmail.domain.ledger import (
     commitment,
     commitments,
     content_hash,
+    details_digest,
     entry_hash,
     verify_rows,
 )
@@ -26,7 +27,8 @@ def _chain(n=4):
         values = {"email": "a@example.com", "ip": f"192.0.2.{seq}", "user_agent": "UA"}
         row = {"account_id": 1, "seq": seq, "subscription_id": 7, "list_id": 3,
                "type": "confirmed", "at": f"2026-01-0{seq}T00:00:00Z", "source": "page",
-               "details": {"method": "button"}, "commitments": commitments(PEPPER, salt, values),
+               "details": {"method": "button"}, "details_hash": details_digest({"method": "button"}),
+               "commitments": commitments(PEPPER, salt, values),
                "salt": salt, **values, "prev_hash": prev}
         row["content_hash"] = content_hash(row)
         row["entry_hash"] = entry_hash(prev, row["content_hash"])
@@ -47,13 +49,23 @@ def test_intact_chain_verifies():
 
 
 @pytest.mark.parametrize("field,value", [("type", "unsubscribed"), ("at", "2027-01-01T00:00:00Z"),
-                                         ("details", {"method": "auto"}), ("subscription_id", 8)])
+                                         ("details", {"method": "auto"}), ("subscription_id", 8),
+                                         ("details_hash", "0" * 64)])
 def test_edited_content_fails_naming_the_row(field, value):
     """Changing any hashed field of row 3 fails at row 3."""
     rows = _chain()
     rows[2][field] = value
     result = _result(rows, contiguous=True)
     assert not result.ok and result.row == 3 and "changed" in result.error
+
+
+def test_scrubbed_details_marked_redacted_keep_the_chain_valid():
+    """Erasure may scrub a value in the details when it marks them redacted; unmarked, it fails."""
+    rows = _chain()
+    rows[1]["details"] = {"method": None}
+    assert not _result(rows, contiguous=True).ok
+    rows[1]["redacted"] = ["details"]
+    assert _result(rows, contiguous=True).ok
 
 
 def test_edited_personal_value_fails_against_its_commitment():
@@ -81,7 +93,8 @@ def test_redaction_keeps_the_chain_valid():
     for row in rows:
         row["email"] = row["ip"] = row["user_agent"] = None
     tomb = rows[1]
-    for field in ("subscription_id", "list_id", "type", "at", "source", "details", "commitments", "salt"):
+    for field in ("subscription_id", "list_id", "type", "at", "source", "details", "details_hash", "commitments",
+                  "salt"):
         tomb[field] = None
     tomb["tombstone"] = True
     assert _result(rows, contiguous=True, pepper=PEPPER).ok
