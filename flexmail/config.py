@@ -41,6 +41,7 @@ DEFAULTS = {
     # Unsubscribe mail (mailto in List-Unsubscribe) is addressed to unsub-<token>@ this
     # domain; None -> the host of PUBLIC_URL. Its MX must reach `flask inbound serve|deliver`.
     "INBOUND_DOMAIN": None,
+    "REPORT_LOCALPARTS": "bounces,abuse",  # inbound addresses that take DSN and ARF reports
     "LOG_LEVEL": "INFO",
     # Forward to a friend (standards H): link lifetime, abuse limits, delivery retries.
     "FORWARD_MAX_AGE": 90 * 24 * 3600,

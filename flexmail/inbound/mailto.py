@@ -15,8 +15,8 @@ from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
-from flexmail.services import unsubscribe
-from flexmail.services.context import RequestMeta
+from flexmail.services import reports, unsubscribe
+from flexmail.services.context import RequestMeta, setting
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,18 @@ class Delivered:
     recipients: int
 
 
+def is_report_address(address: str) -> bool:
+    """``bounces@`` / ``abuse@`` (FLEXMAIL_REPORT_LOCALPARTS) at the inbound domain: where
+    delivery status notifications (RFC 3464) and feedback reports (RFC 5965) arrive."""
+    local, _, domain = address.strip().rpartition("@")
+    return (domain.lower().rstrip(".") == unsubscribe.inbound_domain()
+            and local.lower() in {p.strip().lower() for p in setting("REPORT_LOCALPARTS").split(",")})
+
+
 def is_ours(address: str) -> bool:
-    """True for a genuine unsubscribe address (domain and signed token checked, no DB)."""
-    return unsubscribe.is_unsubscribe_address(address)
+    """True for a genuine unsubscribe address (domain and signed token checked, no DB) or
+    for one of our report addresses."""
+    return unsubscribe.is_unsubscribe_address(address) or is_report_address(address)
 
 
 def message_digest(data: bytes) -> str:
@@ -52,7 +61,12 @@ def process(data: bytes, recipients: list[str]) -> Delivered:
     digest = message_digest(data)
     done = 0
     for address in recipients:
-        if unsubscribe.unsubscribe_by_mailto(address, meta=RequestMeta(), message_sha256=digest):
+        if is_report_address(address):
+            # A bounce or complaint: suppress the original recipient (issue 4). Not a report:
+            # nothing happens, as for any mail to these addresses.
+            reports.process_report(data)
+            done += 1
+        elif unsubscribe.unsubscribe_by_mailto(address, meta=RequestMeta(), message_sha256=digest):
             done += 1
     log.info("inbound unsubscribe message processed for %d recipient(s)", done)
     return Delivered(done)

@@ -15,16 +15,20 @@ from flexmail.services.unit_of_work import unit_of_work
 log = logging.getLogger(__name__)
 
 
-def record(principal: Principal | None, action: str, params: dict, *, session=None,
+def record(principal, action: str, params: dict, *, session=None,
            account_id: int | None = None) -> None:
     """Write one audit entry: inside the caller's transaction when ``session`` is given,
-    else in its own. ``params`` must not contain personal data; say which person with
+    else in its own. ``principal`` is the API caller (or a suppression ``Actor``); None for
+    platform jobs. ``params`` must not contain personal data; say which person with
     ``address_ref(...)``."""
+    if hasattr(principal, "api_key_id"):  # a suppression_store.Actor (imported there, not here)
+        key_id, key_prefix = principal.api_key_id, principal.name.removeprefix("api-key:")[:16]
+    else:
+        key_id = principal.key_id if principal else None
+        key_prefix = principal.key_prefix if principal else None
     entry = AuditEntry(
-        account_id=principal.account_id if principal else account_id,
-        key_id=principal.key_id if principal else None,
-        key_prefix=principal.key_prefix if principal else None,
-        action=action, params=params, at=now(),
+        account_id=principal.account_id if isinstance(principal, Principal) else account_id,
+        key_id=key_id, key_prefix=key_prefix, action=action, params=params, at=now(),
     )
     if session is not None:
         session.add(entry)

@@ -44,6 +44,7 @@ from flexmail.domain.suppression import (
 )
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, Subscription, Suppression, SuppressionLift
+from flexmail.services import audit
 from flexmail.services.context import RequestMeta
 from flexmail.services.errors import FlexmailError, NotFound, ValidationFailed
 from flexmail.services.suppression_store import (
@@ -287,6 +288,9 @@ def unsuppress(account_id: int, suppression_id: int, *, actor: Actor, note: str 
         if row.reason == "erasure":
             raise NotLiftable("An erasure entry is lifted only by the person's own new double opt-in.")
         record = lift(uow.session, row, actor=actor, note=note, event_source="api")
+        audit.record(actor, "suppression.lift", {"suppression_id": suppression_id, "reason": row.reason,
+                                                 "scope": "global" if row.account_id is None else "account"},
+                     session=uow.session, account_id=account_id)
     log.info("suppression %s of account %s lifted by %s", suppression_id, account_id, actor.name)
     return record
 

@@ -209,3 +209,21 @@ def test_export_from_another_tenant_is_empty(client, create_account, history):
     rows = _csv_rows(_export(client, other).data)
     assert len(rows) == 2  # header and manifest
     assert db is not None
+
+
+def test_erasure_and_lifted_suppressions_are_audited(client, account, history):
+    """Erasing a person and lifting a suppression each leave an audit entry without the address."""
+    assert client.post("/api/v1/erasures", json={"email": "ann@example.com"}, headers=account.headers
+                       ).status_code == 200
+    added = client.post("/api/v1/suppressions", json={"email": "dan@example.com", "reason": "manual"},
+                        headers=account.headers)
+    assert added.status_code in (200, 201), added.json
+    entries = client.get("/api/v1/suppressions", headers=account.headers).json["items"]
+    target = next(e for e in entries if e.get("reason") == "manual")
+    assert client.delete(f"/api/v1/suppressions/{target['id']}", headers=account.headers).status_code in (200, 204)
+    audit = client.get("/api/v1/audit", headers=account.headers).json["items"]
+    actions = [a["action"] for a in audit]
+    assert "erasure" in actions and "suppression.lift" in actions
+    text = json.dumps(audit)
+    assert "ann@example.com" not in text and "dan@example.com" not in text
+    assert all(a["key_prefix"] == account.key[:10] for a in audit if a["action"] in ("erasure", "suppression.lift"))

@@ -79,3 +79,32 @@ def test_without_our_message_id_the_account_is_found_by_the_address(app, client,
 def test_not_a_report_does_nothing(app):
     """Ordinary mail to the bounce address is not a report."""
     assert _process(app, original_message().as_bytes()).kind == "none"
+
+
+def test_bounce_arriving_over_smtp_at_the_bounces_address_suppresses(app, client, account, sent):
+    """A DSN sent over a real SMTP session to bounces@<inbound domain> goes through the listener
+    to process_report; any other local part is refused at RCPT."""
+    import smtplib
+    import socket
+
+    from flexmail.inbound.smtp import make_controller
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    controller = make_controller(app, host="127.0.0.1", port=port)
+    controller.start()
+    try:
+        _, message_id = sent
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            assert smtp.ehlo()[0] == 250
+            smtp.mail("<>")
+            assert smtp.rcpt("someone@flexmail.test")[0] == 550
+            assert smtp.rcpt("bounces@flexmail.test")[0] == 250
+            raw = dsn([("reader@example.com", "failed", "5.1.1")], message_id=message_id)
+            reply = smtp.data(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))  # SMTP lines end in CRLF
+            assert reply[0] == 250, reply
+    finally:
+        controller.stop()
+    assert check(client, account, ["reader@example.com"])[0]["reason"] == "hard_bounce"
