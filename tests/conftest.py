@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 
 from flexmail import clock, create_app
 from flexmail.extensions import db
+from tests.helpers import smtp_server
 
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKEND = os.environ.get("FLEXMAIL_TEST_BACKEND", "sqlite")
@@ -260,8 +261,6 @@ def live_server(app):
 @pytest.fixture
 def smtp_sink():
     """A real SMTP server (aiosmtpd) that keeps every envelope it receives."""
-    from aiosmtpd.controller import Controller
-
     class Sink:
         def __init__(self):
             self.envelopes = []
@@ -270,16 +269,8 @@ def smtp_sink():
             self.envelopes.append(envelope)
             return "250 OK"
 
-    handler = Sink()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
-    controller.start()
-    handler.url = f"smtp://127.0.0.1:{port}"
-    yield handler
-    controller.stop()
+    with smtp_server(Sink()) as handler:
+        yield handler
 
 
 @pytest.fixture

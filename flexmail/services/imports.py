@@ -16,13 +16,12 @@ import dramatiq
 
 from flexmail.clock import now
 from flexmail.domain.addresses import InvalidAddress
-from flexmail.domain.suppression import MARKETER_REASONS, SCOPES
 from flexmail.domain.suppression_files import FORMULA_PROBLEM, count_rows, decode, read_lines
 from flexmail.extensions import db
 from flexmail.models import Account, SuppressionImport
 from flexmail.services.errors import NotFound, ValidationFailed
 from flexmail.services.suppression_store import Actor, add_entries, hasher, normalizer
-from flexmail.services.suppressions import NotPermitted
+from flexmail.services.suppressions import check_entry_request
 from flexmail.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -39,12 +38,7 @@ def _enqueue(import_id: int) -> None:
 def create_import(account_id: int, content: bytes, *, reason: str = "manual", scope: str = "account",
                   actor: Actor, enqueue: bool = True) -> SuppressionImport:
     """Store the file as a job and queue it (``enqueue=False``: the caller runs it)."""
-    if reason not in MARKETER_REASONS:
-        raise ValidationFailed("Invalid input.", fields={"reason": [f"One of {', '.join(MARKETER_REASONS)}."]})
-    if scope not in SCOPES:
-        raise ValidationFailed("Invalid input.", fields={"scope": ["account or global."]})
-    if scope == "global" and not actor.admin:
-        raise NotPermitted("Platform-wide entries need the 'admin' scope.")
+    check_entry_request(reason=reason, scope=scope, actor=actor)
     if not content or not content.strip():
         raise ValidationFailed("Invalid input.", fields={"file": ["The file is empty."]})
     if db.session.get(Account, account_id) is None:

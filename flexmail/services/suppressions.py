@@ -222,18 +222,24 @@ class AddResult:
     entries: list[Suppression] | None
 
 
-def suppress(account_id: int, *, emails: list | None = None, domains: list | None = None, reason: str,
-             scope: str = "account", actor: Actor, source: str = "api") -> AddResult:
-    """Add address and/or domain entries for the account (``scope="account"``) or for the
-    whole platform (``"global"``, admin only). Existing entries are kept and counted.
-    """
-    emails, domains = list(emails or []), list(domains or [])
+def check_entry_request(*, reason: str, scope: str, actor: Actor) -> None:
+    """The rule for every new entry (single, bulk or import): a reason a marketer may give,
+    a known scope, and platform-wide entries only for the admin scope."""
     if reason not in MARKETER_REASONS:
         raise ValidationFailed("Invalid input.", fields={"reason": [f"One of {', '.join(MARKETER_REASONS)}."]})
     if scope not in SCOPES:
         raise ValidationFailed("Invalid input.", fields={"scope": ["account or global."]})
     if scope == "global" and not actor.admin:
         raise NotPermitted("Platform-wide entries need the 'admin' scope.")
+
+
+def suppress(account_id: int, *, emails: list | None = None, domains: list | None = None, reason: str,
+             scope: str = "account", actor: Actor, source: str = "api") -> AddResult:
+    """Add address and/or domain entries for the account (``scope="account"``) or for the
+    whole platform (``"global"``, admin only). Existing entries are kept and counted.
+    """
+    emails, domains = list(emails or []), list(domains or [])
+    check_entry_request(reason=reason, scope=scope, actor=actor)
     if not emails and not domains:
         raise ValidationFailed("Invalid input.", fields={"email": ["Give email, emails or domain."]})
     if len(emails) + len(domains) > MAX_BULK:

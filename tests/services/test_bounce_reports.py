@@ -85,14 +85,11 @@ def test_bounce_arriving_over_smtp_at_the_bounces_address_suppresses(app, client
     """A DSN sent over a real SMTP session to bounces@<inbound domain> goes through the listener
     to process_report; any other local part is refused at RCPT."""
     import smtplib
-    import socket
 
     from flexmail.inbound.smtp import make_controller
+    from tests.helpers import free_port
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     controller = make_controller(app, host="127.0.0.1", port=port)
     controller.start()
     try:

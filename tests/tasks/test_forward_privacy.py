@@ -12,7 +12,6 @@ import base64
 import http.cookiejar
 import logging
 import re
-import socket
 import subprocess
 import urllib.error
 import urllib.parse
@@ -33,6 +32,7 @@ from tests.forward_support import (
     subscription_count,
     suppress,
 )
+from tests.helpers import smtp_server
 
 #: Delivered, refused by the relay, suppressed, and typed wrongly: none may be kept anywhere.
 DELIVERED = ("Zq.Priv.Alpha@Example.NET", "zq.priv.bravo@example.org")
@@ -69,7 +69,6 @@ class Browser:
 @pytest.fixture
 def refusing_smtp():
     """A real SMTP server that refuses every recipient with a reply that quotes the address."""
-    from aiosmtpd.controller import Controller
 
     class Refuse:
         def __init__(self):
@@ -79,16 +78,8 @@ def refusing_smtp():
             self.refused += 1
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
 
-    handler = Refuse()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
-    controller.start()
-    handler.url = f"smtp://127.0.0.1:{port}"
-    yield handler
-    controller.stop()
+    with smtp_server(Refuse()) as handler:
+        yield handler
 
 
 def _variants(address: str) -> set[str]:
