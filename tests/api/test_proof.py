@@ -227,3 +227,19 @@ def test_erasure_and_lifted_suppressions_are_audited(client, account, history):
     text = json.dumps(audit)
     assert "ann@example.com" not in text and "dan@example.com" not in text
     assert all(a["key_prefix"] == account.key[:10] for a in audit if a["action"] in ("erasure", "suppression.lift"))
+
+
+def test_chain_still_verifies_after_an_erasure(client, runner, tmp_path, account, history, subscribe):
+    """Erasing a person (also one whose address sits in event details) leaves the chain verifiable."""
+    news, _ = history
+    subscribe(news["id"], email="eve@example.com", source="landing?ref=eve@example.com")
+    for email in ("ann@example.com", "eve@example.com"):
+        assert client.post("/api/v1/erasures", json={"email": email}, headers=account.headers).status_code == 200
+    body = _export(client, account).data
+    assert b"ann@example.com" not in body and b"eve@example.com" not in body
+    head = client.get("/api/v1/proof/head", headers=account.headers).json
+    result = _verify(runner, tmp_path, body, head=head)
+    assert result.exit_code == 0, result.output
+    proof = client.get("/api/v1/proof?email=eve@example.com", headers=account.headers).json
+    assert proof["chain"]["verified"] is True
+    assert any("details" in e["redacted"] for s in proof["subscriptions"] for e in s["events"])
