@@ -137,6 +137,23 @@ def app(make_app, app_config):
 
 
 @pytest.fixture
+def app_with_list(make_app, app_config):
+    """``app_with_list(**config)``: an app built with config overrides, one account (marketer
+    key) and one list; returns ``(app, client, list_id, headers)``."""
+    from flexmail.services import accounts, lists
+
+    def make(**overrides):
+        app = make_app({**app_config, **overrides})
+        with app.app_context():
+            account_id, key = accounts.create_account("A", scopes=["marketer"])
+            list_id = lists.create_list(account_id, name="L", sender_name="S", sender_email="s@example.com",
+                                        consent_text="C").id
+        return app, app.test_client(), list_id, {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -99,16 +99,9 @@ def test_malformed_address_is_a_clear_422_that_does_not_echo_markup(client, acco
     assert _subs(client, account, lst["id"]) == []
 
 
-def test_per_ip_request_limit(make_app, app_config, account):
+def test_per_ip_request_limit(app_with_list):
     """Past FLEXMAIL_FORM_RATE_LIMIT posts from one IP get 429; another IP still gets through."""
-    app = make_app({**app_config, "FORM_RATE_LIMIT": "3 per minute"})
-    client = app.test_client()
-    from flexmail.services import accounts, lists
-
-    with app.app_context():
-        account_id, _ = accounts.create_account("A", scopes=["marketer"])
-        list_id = lists.create_list(account_id, name="L", sender_name="S", sender_email="s@example.com",
-                                    consent_text="C").id
+    _, client, list_id, _ = app_with_list(FORM_RATE_LIMIT="3 per minute")
     codes = [_post(client, list_id, f"p{i}@example.com").status_code for i in range(4)]
     assert codes == [200, 200, 200, 429]
     assert _post(client, list_id, "q@example.com", remote_addr="192.0.2.99").status_code == 200
@@ -120,20 +113,12 @@ def test_per_ip_request_limit(make_app, app_config, account):
     (1, "6.6.6.6, 198.51.100.1", "198.51.100.1"),
     (2, "198.51.100.1, 10.0.0.2", "198.51.100.1"),
 ])
-def test_request_ip_honours_only_trusted_proxy_hops(make_app, app_config, hops, forwarded, expected):
+def test_request_ip_honours_only_trusted_proxy_hops(app_with_list, hops, forwarded, expected):
     """X-Forwarded-For is believed for exactly FLEXMAIL_TRUSTED_PROXIES hops (0 by default)."""
-    app = make_app({**app_config, "TRUSTED_PROXIES": hops})
-    client = app.test_client()
-    from flexmail.services import accounts, lists
-
-    with app.app_context():
-        account_id, key = accounts.create_account("A", scopes=["marketer"])
-        list_id = lists.create_list(account_id, name="L", sender_name="S", sender_email="s@example.com",
-                                    consent_text="C").id
+    _, client, list_id, headers = app_with_list(TRUSTED_PROXIES=hops)
     token = _csrf(client, list_id)
     client.post(f"/subscribe/{list_id}", data={"csrf_token": token, "email": "v@example.com"},
                 headers={"X-Forwarded-For": forwarded}, environ_base={"REMOTE_ADDR": "192.0.2.44"})
-    headers = {"Authorization": f"Bearer {key}"}
     (sub,) = client.get(f"/api/v1/lists/{list_id}/subscriptions", headers=headers).json["items"]
     events = client.get(f"/api/v1/subscriptions/{sub['id']}", headers=headers).json["events"]
     assert events[0]["ip"] == expected

@@ -30,17 +30,9 @@ def test_per_address_limit_lifts_after_a_day(client, create_list, subscribe):
     assert subscribe(lst["id"]).status_code == 202
 
 
-def test_per_signup_ip_limit(make_app, app_config, create_account):
+def test_per_signup_ip_limit(app_with_list):
     """One signup IP can trigger only CONFIRM_PER_IP_PER_HOUR confirmation mails an hour."""
-    app = make_app({**app_config, "CONFIRM_PER_IP_PER_HOUR": 2})
-    client = app.test_client()
-    from flexmail.services import accounts, lists
-
-    with app.app_context():
-        account_id, key = accounts.create_account("A", scopes=["marketer"])
-        list_id = lists.create_list(account_id, name="L", sender_name="S", sender_email="s@example.com",
-                                    consent_text="C").id
-    headers = {"Authorization": f"Bearer {key}"}
+    _, client, list_id, headers = app_with_list(CONFIRM_PER_IP_PER_HOUR=2)
 
     def sub(email, ip):
         return client.post(f"/api/v1/lists/{list_id}/subscriptions", json={"email": email, "ip": ip},
@@ -50,17 +42,9 @@ def test_per_signup_ip_limit(make_app, app_config, create_account):
     assert sub("other@example.com", "198.51.100.6").status_code == 202
 
 
-def test_per_account_limit(make_app, app_config):
+def test_per_account_limit(app_with_list):
     """An account can trigger only CONFIRM_PER_ACCOUNT_PER_HOUR confirmation mails an hour."""
-    app = make_app({**app_config, "CONFIRM_PER_ACCOUNT_PER_HOUR": 2})
-    client = app.test_client()
-    from flexmail.services import accounts, lists
-
-    with app.app_context():
-        account_id, key = accounts.create_account("A", scopes=["marketer"])
-        list_id = lists.create_list(account_id, name="L", sender_name="S", sender_email="s@example.com",
-                                    consent_text="C").id
-    headers = {"Authorization": f"Bearer {key}"}
+    _, client, list_id, headers = app_with_list(CONFIRM_PER_ACCOUNT_PER_HOUR=2)
     codes = [client.post(f"/api/v1/lists/{list_id}/subscriptions",
                          json={"email": f"u{i}@example.com", "ip": f"192.0.2.{i}"}, headers=headers).status_code
              for i in range(3)]
