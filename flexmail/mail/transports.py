@@ -14,9 +14,13 @@ class MaildirTransport:
     def __init__(self, path: str):
         self.path = Path(path)
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
+        """Store the message as delivered; the envelope sender becomes its Return-Path."""
+        data = message.as_bytes()  # the message's own policy (UTF-8 headers if SMTPUTF8)
+        if envelope_from:  # as a delivering MTA does, at the top
+            data = f"Return-Path: <{envelope_from}>\r\n".encode() + data
         box = mailbox.Maildir(self.path, create=True)
-        box.add(message.as_bytes())  # the message's own policy (UTF-8 headers if SMTPUTF8)
+        box.add(data)
 
 
 class SMTPTransport:
@@ -30,8 +34,9 @@ class SMTPTransport:
         self.user = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
 
-    def send(self, message: EmailMessage) -> None:
-        sender = getaddresses([message["From"]])[0][1]
+    def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
+        """``envelope_from`` (MAIL FROM) is where bounces go; default: the From address."""
+        sender = envelope_from or getaddresses([message["From"]])[0][1]
         recipients = [addr for _, addr in getaddresses(message.get_all("To", []))]
         data = message.as_bytes()
         needs_utf8 = any(not a.isascii() for a in [sender, *recipients])

@@ -39,6 +39,7 @@ def test_signup_queues_one_confirmation_mail_with_proof_of_what_was_asked(
     assert mail.get_content_type() == "multipart/alternative"
     assert {p.get_content_type() for p in mail.iter_parts()} == {"text/plain", "text/html"}
     assert "List-Unsubscribe" not in mail  # transactional mail (standards B7)
+    assert mail["Return-Path"] == "<bounces@flexmail.test>"  # the envelope sender: bounces come to us
     confirm_url, not_me_url = confirmation_links(mail)
     assert confirm_url.startswith("http://flexmail.test/confirm/")
     assert "Send me the weekly Acme newsletter" in mail.get_body(("plain",)).get_content()

@@ -175,11 +175,11 @@ def test_sent_mail_failures_retry_then_drop_and_count(app, fwd, worker, maildir,
     real = transports.MaildirTransport.send
     calls = {"n": 0}
 
-    def flaky(self, message):
+    def flaky(self, message, **kwargs):
         calls["n"] += 1
         if calls["n"] <= 2:
             raise ConnectionRefusedError(f"relay refused {message['To']}")
-        return real(self, message)
+        return real(self, message, **kwargs)
 
     monkeypatch.setattr(transports.MaildirTransport, "send", flaky)
     _forward(app, fwd, [FRIENDS[0]])
@@ -188,7 +188,7 @@ def test_sent_mail_failures_retry_then_drop_and_count(app, fwd, worker, maildir,
     assert len([m for m in maildir() if m["Subject"].startswith("Fwd:")]) == 1
     assert campaign_row(app, fwd.campaign_id)["forwards_failed"] == 0
 
-    def broken(self, message):
+    def broken(self, message, **kwargs):
         calls["n"] += 1
         raise ConnectionRefusedError(f"relay refused {message['To']}")
 

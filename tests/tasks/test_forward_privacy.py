@@ -236,7 +236,7 @@ def test_a_failing_relay_leaves_nothing_in_the_broker_after_retries(app, fwd_qui
     from flexmail.mail import transports
     from flexmail.services import forwarding
 
-    def refuse(self, message):
+    def refuse(self, message, **kwargs):
         raise OSError(f"cannot deliver to {message['To']}")
 
     monkeypatch.setattr(transports.MaildirTransport, "send", refuse)
