@@ -144,39 +144,32 @@ def run(args, url: str, half: int) -> None:
     times: dict[str, list[float]] = {"raw": [], "raw-text": [], "service": [], "http": [], "keys": []}
     found: dict[str, int] = {}
 
-    def raw_query():
+    def timed_sql(label, sql, params):
+        """One raw query through the same driver, timed without connection setup."""
         with app.app_context():
             connection = db.engine.raw_connection()
             try:
                 with connection.cursor() as cursor:
                     started = time.perf_counter()
-                    cursor.execute("SELECT address_hash FROM suppressions WHERE account_id = %s"
-                                   " AND address_hash = ANY(%s)", (account_id, hashes))
+                    cursor.execute(sql, params)
                     rows = cursor.fetchall()
                     elapsed = time.perf_counter() - started
                 connection.rollback()
             finally:
                 connection.close()
-        found["raw"] = len(rows)
+        found[label] = len(rows)
         return elapsed
+
+    def raw_query():
+        return timed_sql("raw", "SELECT address_hash FROM suppressions WHERE account_id = %s"
+                                " AND address_hash = ANY(%s)", (account_id, hashes))
 
     def raw_text_query():
         # The same query with the keys as one text that PostgreSQL splits (what the service
         # sends): cheaper to transmit and to plan than a 100,000-element array parameter.
-        with app.app_context():
-            connection = db.engine.raw_connection()
-            try:
-                with connection.cursor() as cursor:
-                    started = time.perf_counter()
-                    cursor.execute("SELECT address_hash FROM suppressions WHERE account_id = %s"
-                                   " AND address_hash = ANY(string_to_array(%s, ','))", (account_id, ",".join(hashes)))
-                    rows = cursor.fetchall()
-                    elapsed = time.perf_counter() - started
-                connection.rollback()
-            finally:
-                connection.close()
-        found["raw-text"] = len(rows)
-        return elapsed
+        return timed_sql("raw-text", "SELECT address_hash FROM suppressions WHERE account_id = %s"
+                                     " AND address_hash = ANY(string_to_array(%s, ','))",
+                         (account_id, ",".join(hashes)))
 
     def keys_only():
         # The service's own CPU work before any query: normalising and keyed hashing.

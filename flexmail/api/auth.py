@@ -7,18 +7,13 @@ from functools import wraps
 from flask import g, request
 
 from flexmail.services.accounts import Principal, authenticate
-from flexmail.services.errors import FlexmailError
+from flexmail.services.errors import FlexmailError, Forbidden
 
 
 class Unauthorized(FlexmailError):
     code = "unauthorized"
     status = 401
     headers = [("WWW-Authenticate", 'Bearer realm="flexmail"')]
-
-
-class Forbidden(FlexmailError):
-    code = "forbidden"
-    status = 403
 
 
 def current_principal() -> Principal:

@@ -48,3 +48,18 @@ class BadToken(FlexmailError):
         self.kind = kind
         self.subscription_id = subscription_id
         self.status = 410 if kind == "expired" else 404
+
+
+class Forbidden(FlexmailError):
+    """The caller may not do this (missing scope, platform-wide entries without admin)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotLiftable(FlexmailError):
+    """The suppression cannot be lifted by the marketer (an erasure entry)."""
+
+    code = "not_liftable"
+    status = 409
+

@@ -46,7 +46,7 @@ from flexmail.extensions import db
 from flexmail.models import ConsentEvent, Subscription, Suppression, SuppressionLift
 from flexmail.services import audit
 from flexmail.services.context import RequestMeta
-from flexmail.services.errors import FlexmailError, NotFound, ValidationFailed
+from flexmail.services.errors import Forbidden, NotFound, NotLiftable, ValidationFailed
 from flexmail.services.suppression_store import (
     Actor,
     Added,
@@ -68,14 +68,8 @@ MAX_BULK = 100_000
 MAX_ECHOED = 1_000
 
 
-class NotLiftable(FlexmailError):
-    code = "not_liftable"
-    status = 409
-
-
-class NotPermitted(FlexmailError):
-    code = "forbidden"
-    status = 403
+#: The name callers and tests use for the missing-admin case.
+NotPermitted = Forbidden
 
 
 def domain_key(normalized: str) -> str:
