@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import func, select
 
+from tests.corpus import corpus
 from tests.helpers import link_from, token_of
 
-CORPUS = Path("/work/shared/corpora/rfc8058")
+CORPUS = corpus("rfc8058")
 #: The RFC 8058 section 8 requests as printed and corrected, and a well-formed multipart one.
 CORPUS_REQUESTS = sorted(p.name for p in CORPUS.glob("*.http"))
+if len(CORPUS_REQUESTS) < 5:
+    raise FileNotFoundError(f"the RFC 8058 corpus in {CORPUS} lost its requests")
 
 
 @dataclass(frozen=True)

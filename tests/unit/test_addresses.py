@@ -1,15 +1,15 @@
-"""Address validation against test material written by others (shared/corpora)."""
+"""Address validation against test material written by others (tests/corpora)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from flexmail.domain.addresses import Address, InvalidAddress, address_hash, match_key, normalize
+from tests.corpus import corpus
 
-CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
+CORPORA = corpus()
 ISEMAIL = json.loads((CORPORA / "isemail" / "tests.json").read_text())["tests"]
 EV = json.loads((CORPORA / "python-email-validator" / "test_syntax_cases.json").read_text())["tests"]
 

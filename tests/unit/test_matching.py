@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
 from flexmail.domain.addresses import InvalidAddress, address_hash, normalize
 from flexmail.domain.matching import Hasher, Normalizer, normalize_domain
 from flexmail.domain.suppression_files import FORMULA_PROBLEM, cell_line, read_lines
+from tests.corpus import corpus
 
-CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
+CORPORA = corpus()
 
 
 def _inputs():
