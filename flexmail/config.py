@@ -27,6 +27,12 @@ DEFAULTS = {
     "CONFIRM_PER_ADDRESS_PER_DAY": 3,
     "CONFIRM_PER_IP_PER_HOUR": 20,
     "CONFIRM_PER_ACCOUNT_PER_HOUR": 1000,
+    # Platform-wide cap per address and day, over every account: past it the mail is held
+    # (the account sees a normal signup), for the platform admin to review.
+    "CONFIRM_PLATFORM_PER_ADDRESS_PER_DAY": 10,
+    # Seconds a verified API key is trusted per process before it is looked up again
+    # (so a revoked key keeps working for at most this long in other processes; 0: off).
+    "API_KEY_CACHE_SECONDS": 5,
     "FORM_RATE_LIMIT": "20 per minute;200 per hour",
     # Outbox: how long a claimed send may take before another worker may retry it,
     # how often the sweeper looks, and how old a pending row must be before it is swept.

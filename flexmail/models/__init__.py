@@ -4,6 +4,7 @@ from flexmail.models.accounts import Account, ApiKey
 from flexmail.models.audit import AuditEntry
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
+from flexmail.models.flood import FloodCounter
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
@@ -18,6 +19,7 @@ __all__ = [
     "Campaign",
     "CampaignForwardDay",
     "ConsentEvent",
+    "FloodCounter",
     "ForwardOptOut",
     "ForwardQuota",
     "LedgerHead",
