@@ -28,11 +28,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from flexmail.clock import now
-from flexmail.models import FloodCounter
+from flexmail.clock import iso, now
+from flexmail.extensions import db
+from flexmail.models import FloodCounter, OutboxMessage
 from flexmail.services.context import setting
 from flexmail.services.errors import RateLimited
 
@@ -96,6 +97,17 @@ def count_confirmation(session, *, account_id: int, address_hash: str, ip_hash: 
             end = limit.window_start(at) + limit.window
             raise RateLimited(limit.message, retry_after=max(1, int((end - at).total_seconds()) + 1))
     return bool(refused)
+
+
+def held_confirmations(*, account_id: int | None = None, limit: int = 100) -> list[dict]:
+    """Held confirmation mails for the platform admin, newest first: ids, the account, a hash
+    prefix of the address (enough to see one address being targeted), never the address."""
+    query = select(OutboxMessage).where(OutboxMessage.status == "held")
+    if account_id is not None:
+        query = query.where(OutboxMessage.account_id == account_id)
+    rows = db.session.scalars(query.order_by(OutboxMessage.id.desc()).limit(limit))
+    return [{"outbox_id": r.id, "account_id": r.account_id, "subscription_id": r.subscription_id,
+             "address": r.address_hash[:12], "held_at": iso(r.created_at)} for r in rows]
 
 
 def purge_expired(session, *, before: dt.datetime | None = None) -> int:
