@@ -80,7 +80,8 @@ def request_subscription(account_id: int, list_id: int, *, email: str, meta: Req
     mail is held, and the answer is the same as when it is queued.
 
     Six statements: the list, the suppression entries, one upsert of the subscription, the
-    event, the flood counters, the outbox row.
+    flood counters (before anything else is written, so a refusal costs little), the event,
+    the outbox row.
     """
     lst = get_list(account_id, list_id)
     address = parse_address(email)
@@ -101,15 +102,15 @@ def request_subscription(account_id: int, list_id: int, *, email: str, meta: Req
                 select(*SUBSCRIPTION_COLUMNS).where(Subscription.list_id == lst.id,
                                                     Subscription.address_hash == addr_hash)).one())
             return SubscribeResult(sub.id, sub.status, queued=False, subscription=sub)
+        ip_hash = hash_address_ip(meta.ip)
+        held = flood.count_confirmation(uow.session, account_id=lst.account_id, address_hash=addr_hash,
+                                        ip_hash=ip_hash)
         record_event(uow.session, sub, EventType.SUBSCRIBE_REQUESTED, meta=meta, source=channel, applied=True,
                      details={
                          "consent_text": consent_text,
                          "consent_text_sha256": hashlib.sha256(consent_text.encode()).hexdigest(),
                          "form_source": source, "list_name": lst.name, "language": lst.language,
                      })
-        ip_hash = hash_address_ip(meta.ip)
-        held = flood.count_confirmation(uow.session, account_id=lst.account_id, address_hash=addr_hash,
-                                        ip_hash=ip_hash)
         message_pk = outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash, held=held).id
     log.info("subscription %s pending; confirmation %s %s", sub.id, message_pk, "held" if held else "queued")
     return SubscribeResult(sub.id, sub.status, queued=True, subscription=sub)
