@@ -36,7 +36,8 @@ def _detail(client, account, sub_id):
 
 def _one_click(client, account, sub_id):
     url = _detail(client, account, sub_id)["unsubscribe_url"]
-    assert client.post(url.removeprefix("http://flexmail.test"), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    response = client.post(url.removeprefix("http://flexmail.test"), data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
 
 
 def test_confirm_link_of_an_earlier_round_no_longer_confirms(client, account, create_list, subscribe, worker,
