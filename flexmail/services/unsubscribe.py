@@ -210,7 +210,7 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
     Everything this function needs comes from the token and ``meta`` (a spool can keep
     its arguments and call it again later). The one-list case is two statements: one
     ``UPDATE ... RETURNING`` (which also reads what the page shows) and the event; a repeat
-    is one SELECT.
+    is that UPDATE, matching nothing, and one SELECT for the page.
     """
     if method not in ("one-click", "page"):
         raise ValueError(f"not a link method: {method}")
