@@ -128,8 +128,9 @@ class DocumentedApi(FlexmailApi):
                 "headers": headers,
                 "content": {"application/json": {
                     "schema": {"$ref": f"#/components/schemas/{ENVELOPE}"},
-                    "example": {"error": {"code": code, "message": description.split(":")[0].split(" (")[0],
-                                          "fields": {"email": ["Not a valid email address."]} if status == 422 else {}}},
+                    "example": {"error": {
+                        "code": code, "message": description.split(":")[0].split(" (")[0],
+                        "fields": {"email": ["Not a valid email address."]} if status == 422 else {}}},
                 }},
             })
         self.spec.components.parameter("IdempotencyKey", "header", {
@@ -142,6 +143,7 @@ class DocumentedApi(FlexmailApi):
             "example": "5f0c2a8e-3b1d-4c59-9a53-0b8a2f6a1c11",
         })
         self.register_field(UTC, "string", "date-time")
+        self.register_field(fields.Url, "string", "uri")  # apispec says "url", not an OpenAPI format
 
 
 def _ref(kind: str, name: str) -> dict:
@@ -169,6 +171,7 @@ def complete(app, api: DocumentedApi) -> None:
             if operation is None:
                 continue
             _complete_operation(operation, method, path, rule, view_class)
+        _int64_parameters(paths.get(path, {}).get("parameters", []))
     _complete_schemas(api)
 
 
@@ -195,10 +198,7 @@ def _complete_operation(operation: dict, method: str, path: str, rule, view_clas
         parameters = operation.setdefault("parameters", [])
         if _ref("parameters", "IdempotencyKey") not in parameters:
             parameters.append(_ref("parameters", "IdempotencyKey"))
-    for parameter in operation.get("parameters", []):
-        if isinstance(parameter, dict) and parameter.get("in") == "path" and \
-                parameter.get("schema", {}).get("type") == "integer":
-            parameter["schema"].update(format="int64", minimum=1, maximum=INT64_MAX)
+    _int64_parameters(operation.get("parameters", []))
     for code in codes:
         responses.setdefault(str(code), _ref("responses", http.HTTPStatus(code).name))
     for code, response in responses.items():
@@ -218,24 +218,38 @@ def _complete_operation(operation: dict, method: str, path: str, rule, view_clas
     operation["responses"] = dict(sorted(responses.items()))
 
 
+def _int64_parameters(parameters: list) -> None:
+    """Integer ids in paths and queries are 64-bit (Werkzeug's converter also takes 0: 404)."""
+    for parameter in parameters:
+        schema = parameter.get("schema", {}) if isinstance(parameter, dict) else {}
+        if schema.get("type") == "integer":
+            schema.setdefault("format", "int64")
+            schema.setdefault("maximum", INT64_MAX)
+
+
 def _complete_schemas(api: DocumentedApi) -> None:
     """Answers list every field as required (they are always present, possibly null), and
     integers are 64-bit."""
     schemas = api.spec.components.schemas
     for key, name in api.ma_plugin.converter.refs.items():
-        schema_class = getattr(key, "SchemaClass", None)
+        schema_class = key[0] if isinstance(key, tuple) else getattr(key, "SchemaClass", None)
         component = schemas.get(name)
         if component is None or schema_class is None:
             continue
         properties = component.get("properties", {})
-        if issubclass(schema_class, Out) and properties:
+        if isinstance(schema_class, type) and issubclass(schema_class, Out) and properties:
             component["required"] = sorted(properties)
         for prop in properties.values():
             _int64(prop)
 
 
 def _int64(prop: dict) -> None:
+    """Integers are 64-bit; an enum says its type (marshmallow's Enum field leaves it out)."""
     if prop.get("type") == "integer":
         prop.setdefault("format", "int64")
+    if "enum" in prop and "type" not in prop:
+        values = [v for v in prop["enum"] if v is not None]
+        if values and all(isinstance(v, str) for v in values):
+            prop["type"] = "string"
     if isinstance(prop.get("items"), dict):
         _int64(prop["items"])
