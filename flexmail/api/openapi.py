@@ -17,9 +17,8 @@ from flask_smorest.spec.plugins import FlaskPlugin
 from marshmallow import fields
 
 from flexmail.api.errors import FlexmailApi
-from flexmail.api.schemas import UTC, Out
+from flexmail.api.schemas import MAX_ID, UTC, Out
 
-INT64_MAX = 2**63 - 1
 ENVELOPE = "ErrorEnvelope"
 
 
@@ -108,6 +107,12 @@ OPERATION_IDS = {
 }
 
 
+#: Statuses an operation answers that its route does not imply (ids in the body...).
+EXTRA_STATUSES = {
+    "createCampaign": {404},
+}
+
+
 class DocumentedApi(FlexmailApi):
     """flask-smorest's Api documenting our envelope instead of ``{code, status, message, errors}``."""
 
@@ -171,7 +176,7 @@ def complete(app, api: DocumentedApi) -> None:
             if operation is None:
                 continue
             _complete_operation(operation, method, path, rule, view_class)
-        _int64_parameters(paths.get(path, {}).get("parameters", []))
+        _int_parameters(paths.get(path, {}).get("parameters", []))
     _complete_schemas(api)
 
 
@@ -179,7 +184,7 @@ def _complete_operation(operation: dict, method: str, path: str, rule, view_clas
     operation["operationId"] = OPERATION_IDS.get(
         (method.lower(), path), method.lower() + (view_class.__name__ if view_class else rule.endpoint.title()))
     responses = {str(k): v for k, v in operation.get("responses", {}).items()}
-    codes = {503}
+    codes = {503} | EXTRA_STATUSES.get(operation["operationId"], set())
     scope = _scope_of(view_class)
     if scope:
         codes |= {401, 403, 429}
@@ -198,7 +203,7 @@ def _complete_operation(operation: dict, method: str, path: str, rule, view_clas
         parameters = operation.setdefault("parameters", [])
         if _ref("parameters", "IdempotencyKey") not in parameters:
             parameters.append(_ref("parameters", "IdempotencyKey"))
-    _int64_parameters(operation.get("parameters", []))
+    _int_parameters(operation.get("parameters", []))
     for code in codes:
         responses.setdefault(str(code), _ref("responses", http.HTTPStatus(code).name))
     for code, response in responses.items():
@@ -218,18 +223,19 @@ def _complete_operation(operation: dict, method: str, path: str, rule, view_clas
     operation["responses"] = dict(sorted(responses.items()))
 
 
-def _int64_parameters(parameters: list) -> None:
-    """Integer ids in paths and queries are 64-bit (Werkzeug's converter also takes 0: 404)."""
+def _int_parameters(parameters: list) -> None:
+    """Integer ids in paths and queries are those of our INTEGER columns: 32-bit signed on
+    PostgreSQL, so nothing above 2**31 - 1 exists (an id of 0 is simply not found)."""
     for parameter in parameters:
         schema = parameter.get("schema", {}) if isinstance(parameter, dict) else {}
         if schema.get("type") == "integer":
-            schema.setdefault("format", "int64")
-            schema.setdefault("maximum", INT64_MAX)
+            schema.setdefault("format", "int32")
+            schema["maximum"] = min(schema.get("maximum", MAX_ID), MAX_ID)
 
 
 def _complete_schemas(api: DocumentedApi) -> None:
     """Answers list every field as required (they are always present, possibly null), and
-    integers are 64-bit."""
+    integers are 32-bit (our INTEGER columns)."""
     schemas = api.spec.components.schemas
     for key, name in api.ma_plugin.converter.refs.items():
         schema_class = key[0] if isinstance(key, tuple) else getattr(key, "SchemaClass", None)
@@ -240,16 +246,16 @@ def _complete_schemas(api: DocumentedApi) -> None:
         if isinstance(schema_class, type) and issubclass(schema_class, Out) and properties:
             component["required"] = sorted(properties)
         for prop in properties.values():
-            _int64(prop)
+            _typed(prop)
 
 
-def _int64(prop: dict) -> None:
-    """Integers are 64-bit; an enum says its type (marshmallow's Enum field leaves it out)."""
+def _typed(prop: dict) -> None:
+    """Integers are int32; an enum says its type (marshmallow's Enum field leaves it out)."""
     if prop.get("type") == "integer":
-        prop.setdefault("format", "int64")
+        prop.setdefault("format", "int32")
     if "enum" in prop and "type" not in prop:
         values = [v for v in prop["enum"] if v is not None]
         if values and all(isinstance(v, str) for v in values):
             prop["type"] = "string"
     if isinstance(prop.get("items"), dict):
-        _int64(prop["items"])
+        _typed(prop["items"])

@@ -42,8 +42,9 @@ def _uri(**kw):
 
 
 DATE_TIME = {"format": "date-time"}
-#: Database ids: positive 64-bit integers.
-ID_RANGE = validate.Range(1, 2**63 - 1)
+#: Our id columns are INTEGER, 32-bit signed on PostgreSQL: no id is larger.
+MAX_ID = 2**31 - 1
+ID_RANGE = validate.Range(1, MAX_ID)
 SCOPES = ["marketer", "compliance", "admin"]
 STATUSES = [s.value for s in Status]
 
@@ -147,7 +148,7 @@ class SubscribeOut(Out):
 
 class SubscriptionQuery(StrictSchema):
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
-    cursor = fields.Integer(load_default=None, validate=validate.Range(0, 2**63 - 1))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(0, MAX_ID))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 
@@ -247,7 +248,7 @@ class SuppressionQuery(StrictSchema):
     kind = fields.String(load_default=None, validate=validate.OneOf(["address", "domain"]))
     #: ``global`` lists platform-wide entries (admin keys only).
     scope = fields.String(load_default="account", validate=validate.OneOf(["account", "global"]))
-    cursor = fields.Integer(load_default=None, validate=validate.Range(0, 2**63 - 1))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(0, MAX_ID))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 
@@ -402,7 +403,7 @@ class PeopleQuery(StrictSchema):
 
 
 class AuditQuery(StrictSchema):
-    cursor = fields.Integer(load_default=None, validate=validate.Range(0, 2**63 - 1))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(0, MAX_ID))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 

@@ -80,7 +80,8 @@ def test_operations_have_ids_scopes_and_their_statuses(spec):
 
 
 def test_every_property_has_a_type_and_timestamps_a_format(spec):
-    """No untyped property; timestamps are date-time, ids int64, status an enum, urls uri."""
+    """No untyped property; timestamps are date-time, integers int32 (our columns), status an
+    enum, urls uri; path ids are bounded to the columns' range."""
     for name, schema in spec["components"]["schemas"].items():
         for prop_name, prop in schema.get("properties", {}).items():
             prop = _resolve(spec, prop) if "$ref" in prop else prop
@@ -88,13 +89,15 @@ def test_every_property_has_a_type_and_timestamps_a_format(spec):
             if prop_name.endswith("_at"):
                 assert prop.get("format") == "date-time", (name, prop_name)
             if prop["type"] == "integer":
-                assert prop.get("format") == "int64", (name, prop_name)
+                assert prop.get("format") == "int32", (name, prop_name)
             if prop_name.endswith("_url"):
                 assert prop.get("format") == "uri", (name, prop_name)
     sub = spec["components"]["schemas"]["SubscriptionOut"]
     assert sub["properties"]["status"]["enum"] == ["pending", "subscribed", "unsubscribed", "cancelled", "expired"]
     assert set(sub["required"]) == set(sub["properties"])
     assert spec["components"]["schemas"]["SubscribeIn"]["properties"]["email"]["format"] == "email"
+    list_id = spec["paths"]["/api/v1/lists/{list_id}"]["parameters"][0]["schema"]
+    assert list_id["format"] == "int32" and list_id["maximum"] == 2**31 - 1
 
 
 @pytest.fixture
