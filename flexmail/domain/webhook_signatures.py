@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import time
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105  (a prefix, not a secret)
 #: Receivers should refuse deliveries whose timestamp is further than this from their clock.
 TOLERANCE_SECONDS = 5 * 60
 
