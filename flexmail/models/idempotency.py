@@ -26,7 +26,8 @@ class IdempotencyRecord(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     #: The client's key, as sent (at most 255 characters).
     key: Mapped[str] = mapped_column(String(255))
-    #: Hex SHA-256 of method, path with query and body: the same key with another request is 422.
+    #: Hex HMAC-SHA256 (keyed with the address pepper) of method, path with query and body:
+    #: the same key with another request is 422.
     fingerprint: Mapped[str] = mapped_column(String(64))
     #: ``in_progress`` while the first request runs, then ``done``.
     state: Mapped[str] = mapped_column(String(16))

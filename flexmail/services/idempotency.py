@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from flexmail.clock import now
 from flexmail.extensions import db
 from flexmail.models import IdempotencyRecord
-from flexmail.services.context import setting
+from flexmail.services.context import hash_key, setting
 from flexmail.services.errors import FlexmailError, ValidationFailed
 from flexmail.services.unit_of_work import unit_of_work
 
@@ -76,8 +78,11 @@ class StoredResponse:
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
-    """What "the same request" means: method, path with query string, and the body bytes."""
-    digest = hashlib.sha256()
+    """What "the same request" means: method, path with query string, and the body bytes.
+
+    Keyed (HMAC with FLEXMAIL_HASH_KEY): a body may name a person, and a plain SHA-256 of a
+    known body shape could be tried against a list of addresses (standards F3)."""
+    digest = hmac.new(hash_key().encode(), digestmod=hashlib.sha256)
     for part in (method.upper().encode(), path.encode("utf-8", "surrogateescape"), body):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
@@ -174,6 +179,23 @@ def release(claim: Claim) -> None:
     except Exception:
         db.session.rollback()
         log.exception("could not release idempotency claim %s; it frees itself after its lease", claim.record_id)
+
+
+def forget_answers_naming(session, account_id: int, needles: tuple[str, ...]) -> int:
+    """Erasure: delete the account's stored answers that contain the address (a subscribe
+    answer names it). The keys are then free: a retry runs afresh. Returns how many."""
+    doomed = []
+    for record_id, body in session.execute(select(IdempotencyRecord.id, IdempotencyRecord.response_body)
+                                           .where(IdempotencyRecord.account_id == account_id)):
+        try:
+            text = json.dumps(json.loads(body or b"null"), ensure_ascii=False).casefold()
+        except ValueError:
+            text = (body or b"").decode("utf-8", "replace").casefold()
+        if any(needle in text for needle in needles):
+            doomed.append(record_id)
+    if doomed:
+        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(doomed)))
+    return len(doomed)
 
 
 def purge_expired(*, as_of: dt.datetime | None = None) -> int:

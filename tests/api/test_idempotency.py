@@ -133,3 +133,26 @@ def test_keys_live_24_hours_and_retention_purges_them(app, client, account, hour
     assert counts["idempotency_keys_deleted"] == (1 if hours > 24 else 0)
     again = client.post("/api/v1/lists", json=LIST, headers=headers)
     assert (again.json["id"] == first["id"]) is (hours < 24)
+
+
+def test_erasure_removes_stored_answers_that_name_the_person(app, client, account, create_list):
+    """A stored subscribe answer holds the address: erasing the person deletes it, so no
+    replay (and no row) keeps the address for the rest of the 24 h."""
+    from sqlalchemy import select
+
+    from flexmail.extensions import db
+    from flexmail.models import IdempotencyRecord
+
+    lst = create_list()
+    headers = {**account.headers, "Idempotency-Key": "signup-erase"}
+    body = {"email": "Erase.Me@example.com", "ip": "203.0.113.9"}
+    assert client.post(f"/api/v1/lists/{lst['id']}/subscriptions", json=body, headers=headers).status_code == 202
+    client.post("/api/v1/lists", json=LIST, headers={**account.headers, "Idempotency-Key": "unrelated"})
+    assert client.post("/api/v1/erasures", json={"email": "erase.me@example.com"},
+                       headers=account.headers).status_code == 200
+    with app.app_context():
+        rows = db.session.execute(select(IdempotencyRecord.key, IdempotencyRecord.response_body)).all()
+    assert [r.key for r in rows] == ["unrelated"]
+    assert all(b"erase.me" not in (r.response_body or b"").lower() for r in rows)
+    again = client.post(f"/api/v1/lists/{lst['id']}/subscriptions", json=body, headers=headers)
+    assert again.status_code == 409 and again.json["error"]["code"] == "suppressed"
