@@ -113,6 +113,21 @@ EXTRA_STATUSES = {
 }
 
 
+#: Request body examples, by operationId (shown by /api/docs and in generated docstrings).
+REQUEST_EXAMPLES = {
+    "createList": {"name": "Weekly News", "sender_name": "Acme News", "sender_email": "news@acme.example",
+                   "consent_text": "Send me the weekly Acme newsletter. I can unsubscribe at any time.",
+                   "language": "en", "confirm_redirect_url": "https://acme.example/thanks"},
+    "subscribe": {"email": "reader@example.com", "ip": "203.0.113.7",
+                  "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "source": "https://acme.example/signup"},
+    "createCampaign": {"list_id": 1, "subject": "March news", "web_url": "https://acme.example/news/march"},
+    "suppress": {"email": "former@example.com", "reason": "manual", "scope": "account"},
+    "checkSuppressions": {"emails": ["reader@example.com", "former@example.com"]},
+    "erasePerson": {"email": "reader@example.com"},
+    "rotateKey": {"grace_seconds": 3600},
+}
+
+
 class DocumentedApi(FlexmailApi):
     """flask-smorest's Api documenting our envelope instead of ``{code, status, message, errors}``."""
 
@@ -196,6 +211,10 @@ def _complete_operation(operation: dict, method: str, path: str, rule, view_clas
         codes.add(404)
     if "requestBody" in operation:
         codes |= {400, 413, 415, 422}
+        example = REQUEST_EXAMPLES.get(operation["operationId"])
+        json_body = operation["requestBody"].get("content", {}).get("application/json")
+        if example is not None and json_body is not None:
+            json_body.setdefault("example", example)
     if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
         codes.add(422)
     if method in ("POST", "DELETE"):

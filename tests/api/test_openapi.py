@@ -77,6 +77,8 @@ def test_operations_have_ids_scopes_and_their_statuses(spec):
     assert by_id["getProof"][2]["x-scopes"] == ["compliance"]
     assert by_id["createKey"][2]["x-scopes"] == ["admin"]
     assert "Retry-After" in spec["components"]["responses"]["TOO_MANY_REQUESTS"]["headers"]
+    body = by_id["subscribe"][2]["requestBody"]["content"]["application/json"]
+    assert body["example"]["email"] == "reader@example.com"
 
 
 def test_every_property_has_a_type_and_timestamps_a_format(spec):
