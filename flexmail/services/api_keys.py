@@ -3,8 +3,9 @@
 Keys are shown once, at creation or rotation, and stored as their SHA-256 only. An ``admin``
 key manages the keys of its own account; the platform operator's CLI manages any account's.
 A revoked key fails its very next request: authentication reads ``revoked_at`` from the
-database (see ``services.accounts.authenticate``), and revocation also drops the key from
-any in-process cache through ``forget_key_hooks``.
+database (see ``services.accounts.authenticate``), and revocation also drops the key from an
+in-process cache of key lookups, where there is one (``accounts.forget_cached_keys``); such
+a cache must bound how long other processes trust a key.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select, update
@@ -21,7 +21,7 @@ from sqlalchemy import or_, select, update
 from flexmail.clock import now
 from flexmail.extensions import db
 from flexmail.models import Account, ApiKey
-from flexmail.services.accounts import SCOPES, _new_key
+from flexmail.services.accounts import SCOPES, _digest, _new_key
 from flexmail.services.errors import FlexmailError, NotFound, ValidationFailed
 from flexmail.services.unit_of_work import unit_of_work
 
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 TOUCH_INTERVAL = dt.timedelta(seconds=60)
 #: Longest grace period of a rotation: the old key keeps working this long at most.
 MAX_GRACE = dt.timedelta(days=7)
-#: Functions called with a revoked key's hash after the commit (caches of key lookups).
-forget_key_hooks: list[Callable[[str], None]] = []
 
 _touched: dict[tuple[int, str], float] = {}
 _touched_lock = threading.Lock()
@@ -115,7 +113,7 @@ def create_key(account_id: int, *, scopes: list[str], name: str | None = None) -
             raise NotFound("No such account.")
         secret = _new_key(uow.session, account_id, scopes)
         uow.session.flush()
-        row = uow.session.scalar(select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.id.desc()))
+        row = uow.session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(secret)))
         row.name = name
         info = _info(row, secret)
     log.info("api key %s created in account %s", info.prefix, account_id)
@@ -136,14 +134,13 @@ def rotate_key(account_id: int, key_id: int, *, grace_seconds: int = 0) -> KeyIn
             raise NotFound("This key is revoked; create a new one instead.")
         secret = _new_key(uow.session, account_id, sorted(old.scope_set))
         uow.session.flush()
-        new = uow.session.scalar(select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.id.desc()))
+        new = uow.session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(secret)))
         new.name, new.rotated_from_id = old.name, old.id
         until = at + dt.timedelta(seconds=grace_seconds)
         old.revoked_at = min(old.revoked_at, until) if old.revoked_at else until
-        old_hash = old.key_hash
+        old_id = old.id
         info = _info(new, secret)
-        if grace_seconds == 0:
-            uow.after_commit(lambda: _forget(old_hash))
+        uow.after_commit(lambda: _forget(old_id))
     log.info("api key %s rotated to %s in account %s (grace %ss)", old.prefix, info.prefix, account_id,
              grace_seconds)
     return info
@@ -165,16 +162,19 @@ def revoke_key(account_id: int, key_id: int, *, by_key_id: int | None = None) ->
             if not others:
                 raise LastKey("This is the account's last admin key; create another admin key first.")
         row.revoked_at = at
-        key_hash = row.key_hash
         info = _info(row)
-        uow.after_commit(lambda: _forget(key_hash))
+        uow.after_commit(lambda: _forget(key_id))
     log.info("api key %s revoked in account %s", info.prefix, account_id)
     return info
 
 
-def _forget(key_hash: str) -> None:
-    for hook in forget_key_hooks:
-        hook(key_hash)
+def _forget(key_id: int) -> None:
+    """Drop the key from this process's cache of key lookups, if the service keeps one."""
+    from flexmail.services import accounts
+
+    forget = getattr(accounts, "forget_cached_keys", None)
+    if forget is not None:
+        forget(key_id=key_id)
 
 
 def note_key_use(key_id: int, key_prefix: str) -> None:
