@@ -29,7 +29,7 @@ DEFAULTS = {
     "CONFIRM_PER_ACCOUNT_PER_HOUR": 1000,
     "FORM_RATE_LIMIT": "20 per minute;200 per hour",
     # Requests per API key (Flask-Limiter syntax; empty: no limit). Answers carry RateLimit-*.
-    "API_RATE_LIMIT": "1200 per minute;50000 per hour",
+    "API_RATE_LIMIT": "1200 per minute",
     # A request whose Idempotency-Key is in use by a running request waits this long for
     # that request's answer before it gets 409 idempotency_in_progress.
     "IDEMPOTENCY_WAIT_SECONDS": 5,
