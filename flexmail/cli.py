@@ -200,6 +200,9 @@ def suppressions_import(file, account_id, reason, platform):
 
 
 def init_app(app) -> None:
+    from flexmail.cli_keys import keys_cli
+
+    accounts_cli.add_command(keys_cli)
     app.cli.add_command(accounts_cli)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(inbound_cli)

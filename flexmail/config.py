@@ -28,6 +28,11 @@ DEFAULTS = {
     "CONFIRM_PER_IP_PER_HOUR": 20,
     "CONFIRM_PER_ACCOUNT_PER_HOUR": 1000,
     "FORM_RATE_LIMIT": "20 per minute;200 per hour",
+    # Requests per API key (Flask-Limiter syntax; empty: no limit). Answers carry RateLimit-*.
+    "API_RATE_LIMIT": "1200 per minute",
+    # A request whose Idempotency-Key is in use by a running request waits this long for
+    # that request's answer before it gets 409 idempotency_in_progress.
+    "IDEMPOTENCY_WAIT_SECONDS": 5,
     # Outbox: how long a claimed send may take before another worker may retry it,
     # how often the sweeper looks, and how old a pending row must be before it is swept.
     "OUTBOX_LEASE_SECONDS": 120,
@@ -91,8 +96,7 @@ def load(app, test_config: dict | None) -> None:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # /api/docs is served by flexmail.api.docs from the pinned swagger-ui-bundle package.
     )
 
 
