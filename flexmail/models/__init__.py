@@ -7,6 +7,7 @@ from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
+from flexmail.models.spool import SpoolApplied
 from flexmail.models.subscriptions import Subscription
 from flexmail.models.suppression_imports import SuppressionImport
 from flexmail.models.suppressions import Suppression, SuppressionLift
@@ -23,6 +24,7 @@ __all__ = [
     "LedgerHead",
     "MailingList",
     "OutboxMessage",
+    "SpoolApplied",
     "Subscription",
     "Suppression",
     "SuppressionImport",
