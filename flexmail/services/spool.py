@@ -315,6 +315,11 @@ def _drain_line(directory: Path, raw: bytes, *, source: str, number: int, result
     return True
 
 
+def _mark_done(done_path: Path, number: int) -> None:
+    """Note locally that line ``number`` is settled (the database marker is the authority)."""
+    _append_bytes(done_path, f"{number}\n".encode())
+
+
 def _drain_file(directory: Path, path: Path, result: DrainResult) -> None:
     done_path = path.with_suffix(".done")
     done = _done_numbers(done_path)
@@ -333,7 +338,7 @@ def _drain_file(directory: Path, path: Path, result: DrainResult) -> None:
             result.left += 1
             continue
         if settled:
-            _append_bytes(done_path, f"{number}\n".encode())
+            _mark_done(done_path, number)
             done.add(number)
         else:
             result.left += 1
