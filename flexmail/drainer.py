@@ -47,6 +47,14 @@ def start(app) -> threading.Event | None:
     return stop
 
 
+def stop(app) -> None:
+    """Stop this process's drain thread for ``app`` (it finishes the line it is on)."""
+    with _lock:
+        event = _started.pop(hash((id(app), os.getpid())), None)
+    if event is not None:
+        event.set()
+
+
 class SpoolDrainMiddleware(Middleware):
     """Dramatiq workers (a process or the embedded thread) drain the spool too."""
 
@@ -55,6 +63,9 @@ class SpoolDrainMiddleware(Middleware):
 
     def after_worker_boot(self, broker, worker):
         start(self.app)
+
+    def before_worker_shutdown(self, broker, worker):
+        stop(self.app)
 
 
 def init_app(app, broker) -> None:

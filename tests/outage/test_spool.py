@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Embedded:
     """An app on a SQLite file whose folder the test can take away and give back."""
 
-    def __init__(self, make_app, app_config, tmp_path: Path):
+    def __init__(self, make_app, app_config, tmp_path: Path, **overrides):
         from flexmail.services import accounts, lists
 
         self.db_dir = tmp_path / "db"
@@ -34,7 +34,7 @@ class Embedded:
         self.url = f"sqlite:///{self.db_dir / 'flexmail.db'}"
         self.app = make_app({**app_config, "DATABASE_URL": self.url, "BROKER_URL": "stub",
                              "RATELIMIT_STORAGE_URL": "memory://", "SPOOL_DIR": str(self.spool_dir),
-                             "CONFIRM_PER_IP_PER_HOUR": 1000})
+                             "CONFIRM_PER_IP_PER_HOUR": 1000, **overrides})
         self.client = self.app.test_client()
         with self.app.app_context():
             account_id, key = accounts.create_account("Acme", scopes=["marketer"])
@@ -166,3 +166,43 @@ def test_concurrent_drainers_apply_each_line_once(embedded, tmp_path):
     assert sum(r["applied"] for r in results) == 20
     assert embedded.unsubscribed_events() == 20
     assert json.loads(embedded.cli("spool", "drain").output)["applied"] == 0
+
+
+def _wait_for(predicate, seconds: float = 30.0) -> bool:
+    """Poll ``predicate`` until it holds (bounded; the drain loop runs in its own thread)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+@pytest.mark.parametrize("process", ["web", "worker"])
+def test_web_and_worker_processes_drain_the_spool_by_themselves(make_app, app_config, tmp_path, process):
+    """A web process (from its first request) and a dramatiq worker (from its boot) run the
+    drain loop: a spooled opt-out is applied once the database is back, with no command."""
+    import dramatiq
+
+    from flexmail import drainer
+
+    embedded = Embedded(make_app, app_config, tmp_path, SPOOL_DRAIN_INTERVAL=1)
+    subs = embedded.subscribe(2)
+    embedded.take_database_away()
+    for _, path in subs:
+        assert embedded.client.post(path, **ONE_CLICK).status_code == 202
+    worker = None
+    if process == "worker":
+        drainer.stop(embedded.app)  # the requests above started the web loop: leave it to the worker
+        worker = dramatiq.Worker(embedded.app.extensions["dramatiq"], worker_threads=1)
+        worker.start()
+    try:
+        embedded.give_database_back()
+        assert _wait_for(lambda: embedded.unsubscribed_events() == 2)
+        assert _wait_for(lambda: json.loads(embedded.cli("spool", "status").output)["pending"] == 0)
+    finally:
+        if worker is not None:
+            worker.stop()
+        drainer.stop(embedded.app)
