@@ -17,7 +17,12 @@ def typed_address(value) -> str | None:
     """``rfc822; someone@example.com`` -> ``someone@example.com`` (also ``utf-8;`` of RFC 6533)."""
     if not value:
         return None
-    kind, sep, address = str(value).partition(";")
+    value = str(value)
+    try:  # compat32 keeps raw UTF-8 (RFC 6533 fields) as surrogate escapes
+        value = value.encode("ascii", "surrogateescape").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    kind, sep, address = value.partition(";")
     if not sep:
         kind, address = "rfc822", kind
     address = " ".join(address.split()).strip().strip("<>").strip()
@@ -72,9 +77,6 @@ def _recipient_groups(blocks: list[Message]) -> list[dict]:
         for name, value in block.items():
             key = name.strip().title()
             if key in ("Final-Recipient", "Original-Recipient") and key in current:
-                groups.append(current)
-                current = {}
-            if key == "Original-Recipient" and "Final-Recipient" in current and "Action" in current:
                 groups.append(current)
                 current = {}
             current.setdefault(key, value)

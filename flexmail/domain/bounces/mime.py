@@ -13,6 +13,13 @@ MESSAGE_ID_RE = re.compile(r"^\s*Message-I[dD]\s*:\s*(<[^<>\s]+>|[^\s<>]+@[^\s<>
 
 def parse(raw: bytes) -> Message | None:
     try:
+        if not raw.isascii():
+            # SMTPUTF8 reports (RFC 6533) carry raw UTF-8; parsed from bytes, the email
+            # package would lose it in nested message/* parts.
+            try:
+                return message_from_string(raw.decode("utf-8"), policy=policy.compat32)
+            except UnicodeDecodeError:
+                pass
         return message_from_bytes(raw, policy=policy.compat32)
     except Exception:  # the email package is lenient; what it still refuses is no report
         return None
@@ -92,10 +99,28 @@ def header_blocks(part: Message) -> list[Message]:
     """The field blocks of a ``message/(global-)delivery-status`` or ``feedback-report`` part."""
     payload = part.get_payload()
     if isinstance(payload, list) and payload and all(isinstance(p, Message) for p in payload):
-        blocks = list(payload)
-        # compat32 parses a block's own 'body' when blank lines are missing: keep them too.
+        blocks = []
+        for block in payload:
+            blocks.append(block)
+            rest = block.get_payload()
+            if isinstance(rest, str) and rest.strip():
+                # message/global-delivery-status is parsed as one message: the first block its
+                # headers and the per-recipient blocks its "body".
+                blocks += _split_blocks(rest)
         return blocks
-    text = text_of(part).replace("\r\n", "\n")
+    return _split_blocks(text_of(part))
+
+
+def unescape(text: str) -> str:
+    """Raw UTF-8 that the email package kept as surrogate escapes, as text."""
+    try:
+        return text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text
+
+
+def _split_blocks(text: str) -> list[Message]:
+    text = unescape(text).replace("\r\n", "\n")
     return [message_from_string(chunk.strip("\n") + "\n", policy=policy.compat32)
             for chunk in re.split(r"\n[ \t]*\n", text) if chunk.strip()]
 

@@ -75,7 +75,7 @@ def clean_diagnostic(text: str | None) -> str | None:
 
 
 DATA_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?|command:?)\s*(?:end of\s+)?data\b|"
-                        r"after end of data|while (?:sending|transmitting) (?:the )?message (?:body|data)|-+smtp command data",
+                        r"after end of data|while (?:sending|transmitting) (?:the )?message (?:body|data)|-+smtp command data",  # noqa: E501
                         re.I)
 RCPT_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?)\s*rcpt\b|did not like our rcpt", re.I)
 #: An X.7.x status is about policy and security: never a verdict on the address (standards L2).
@@ -160,7 +160,7 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
                 phase(text) == "DATA" or (phase(text) is None and phase(context, transcript=False) == "DATA")):
             reason = "filtered"
     if reason is None:
-        return "undefined", (BounceClass.SOFT if action == "failed" or reply_code or status else BounceClass.IGNORE), status
+        return "undefined", (BounceClass.SOFT if action == "failed" or reply_code or status else BounceClass.IGNORE), status  # noqa: E501
     if reason in HARD_REASONS:
         return reason, (BounceClass.HARD if permanent else BounceClass.SOFT), status
     if reason in SENDER_REASONS:

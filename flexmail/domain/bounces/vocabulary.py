@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (pattern tables read best one alternative per line, however long)
 """One vocabulary for every report: Sisimai's bounce reasons, the class each implies, and how
 an SMTP status code or a diagnostic text names a reason.
 
