@@ -196,9 +196,32 @@ class CampaignStatsOut(ma.Schema):
     forwarded_recipients = fields.Integer()
 
 
+class DeliverabilityQuery(StrictSchema):
+    days = fields.Integer(load_default=30, validate=validate.Range(1, 366))
+
+
+class DeliverabilityDay(ma.Schema):
+    date = fields.String()
+    #: Results by class: hard, soft, sender, complaint, opt-out, ignore.
+    classes = fields.Dict(keys=fields.String(), values=fields.Integer())
+    #: Results by reason (Sisimai's vocabulary: userunknown, mailboxfull, blocked...).
+    reasons = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class DeliverabilityOut(ma.Schema):
+    list_id = fields.Integer()
+    since = fields.String()
+    until = fields.String()
+    totals = fields.Dict(keys=fields.String(), values=fields.Integer())
+    #: class -> reason -> count.
+    reasons = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.Integer()))
+    days = fields.List(fields.Nested(DeliverabilityDay))
+
+
 # --- suppressions and erasures ----------------------------------------------------------------
 
-_SUPPRESSION_REASONS = ["unsubscribed", "hard_bounce", "complaint", "manual", "erasure", "not_me"]
+_SUPPRESSION_REASONS = ["unsubscribed", "hard_bounce", "soft_bounce", "complaint", "opt_out", "manual", "erasure",
+                        "not_me"]
 _MARKETER_REASONS = ["unsubscribed", "hard_bounce", "complaint", "manual"]
 
 
@@ -216,6 +239,9 @@ class SuppressionOut(ma.Schema):
     #: ``api-key:<prefix>``, ``recipient``, ``mail-system``, ``cli``...
     created_by = fields.String(allow_none=True)
     created_at = UTC()
+    #: Entries made by a bounce or complaint: the report's summary (``class``, ``reason``,
+    #: ``status``, ``diagnostic``, ``action``, ``report`` kind); null otherwise.
+    report = fields.Dict(allow_none=True)
 
 
 class SuppressionQuery(StrictSchema):

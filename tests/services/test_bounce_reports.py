@@ -192,3 +192,26 @@ def test_real_550_at_rcpt_from_an_smtp_relay_suppresses_once_and_is_in_the_proof
     assert check(client, account, ["reader@example.com"])[0]["reason"] == "hard_bounce"
     (event,) = events(client, account, sub_id, "suppressed")
     assert "550 5.1.1" in event["details"]["report"]["diagnostic"] and event["details"]["report"]["report"] == "smtp"
+
+
+def test_marketer_sees_deliverability_counts_and_the_report_on_the_suppression(app, client, account, sent,
+                                                                                create_account):
+    """After a sender-side block and a hard bounce, the list's deliverability report counts
+    both by class and reason, the suppression entry carries the report's summary, and
+    another account cannot read the list's report."""
+    sub_id, message_id = sent
+    list_id = client.get(f"/api/v1/subscriptions/{sub_id}", headers=account.headers).json["list_id"]
+    _process(app, dsn([("reader@example.com", "failed", "5.7.1")], message_id=message_id))
+    _process(app, dsn([("reader@example.com", "failed", "5.1.1")], message_id=message_id))
+    report = client.get(f"/api/v1/lists/{list_id}/deliverability?days=7", headers=account.headers)
+    assert report.status_code == 200, report.json
+    assert report.json["totals"] == {"sender": 1, "hard": 1}
+    assert report.json["reasons"] == {"sender": {"policyviolation": 1}, "hard": {"userunknown": 1}}
+    assert len(report.json["days"]) == 1 and report.json["days"][0]["classes"] == {"sender": 1, "hard": 1}
+    entries = client.get("/api/v1/suppressions", headers=account.headers).json["items"]
+    (entry,) = [e for e in entries if e["reason"] == "hard_bounce"]
+    assert entry["report"]["status"] == "5.1.1" and entry["report"]["class"] == "hard"
+    stranger = create_account("Globex")
+    assert client.get(f"/api/v1/lists/{list_id}/deliverability", headers=stranger.headers).status_code == 404
+    assert client.get(f"/api/v1/lists/{list_id}/deliverability?days=0",
+                      headers=account.headers).json["error"]["code"]
