@@ -50,6 +50,7 @@ DEFAULTS = {
     "HOOK_MAX_AGE": 300,
     # SES/SNS: SigningCertURL and SubscribeURL must match this host pattern (tests override it).
     "SNS_HOST_PATTERN": r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$",
+    "SNS_URL_SCHEMES": "https",
     # Token that lets `inbound deliver` hand a message to the running service (POST
     # /internal/inbound); None -> generated once into instance/.
     "INBOUND_TOKEN": None,

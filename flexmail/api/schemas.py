@@ -218,6 +218,27 @@ class DeliverabilityOut(ma.Schema):
     days = fields.List(fields.Nested(DeliverabilityDay))
 
 
+class HookEndpointIn(StrictSchema):
+    provider = fields.String(required=True, validate=validate.OneOf(["ses", "sendgrid", "mailgun", "postmark"]))
+    #: Mailgun: HTTP webhook signing key; SendGrid: verification key (base64 DER or PEM);
+    #: Postmark: ``user:password`` for basic auth; SES: none (SNS signs with its certificate).
+    secret = fields.String(load_default=None, validate=validate.Length(max=4000))
+    #: SES: SNS topic ARNs accepted (empty: any topic that reaches the URL).
+    topic_arns = fields.List(fields.String(validate=validate.Length(max=256)), load_default=list,
+                             validate=validate.Length(max=20))
+
+
+class HookEndpointOut(ma.Schema):
+    id = fields.Integer()
+    provider = fields.String()
+    created_at = UTC()
+
+
+class HookEndpointCreated(HookEndpointOut):
+    #: The path to give the provider (prefix it with FLEXMAIL_PUBLIC_URL); shown once.
+    path = fields.String()
+
+
 # --- suppressions and erasures ----------------------------------------------------------------
 
 _SUPPRESSION_REASONS = ["unsubscribed", "hard_bounce", "soft_bounce", "complaint", "opt_out", "manual", "erasure",
