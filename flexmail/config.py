@@ -51,8 +51,8 @@ DEFAULTS = {
     # SES/SNS: SigningCertURL and SubscribeURL must match this host pattern (tests override it).
     "SNS_HOST_PATTERN": r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$",
     "SNS_URL_SCHEMES": "https",
-    # Token that lets `inbound deliver` hand a message to the running service (POST
-    # /internal/inbound); None -> generated once into instance/.
+    # Bearer token of POST /internal/inbound, which the fast pipe (flexmail/inbound/pipe.py)
+    # hands received mail to; None -> the endpoint is off.
     "INBOUND_TOKEN": None,
     "LOG_LEVEL": "INFO",
     # Forward to a friend (standards H): link lifetime, abuse limits, delivery retries.

@@ -13,6 +13,7 @@ def init_app(app) -> None:
         erasures,
         hook_endpoints,
         hooks,
+        internal,
         lists,
         people,
         proof,
@@ -30,3 +31,5 @@ def init_app(app) -> None:
     # ESP events: signed by the provider, not by a session; outside the OpenAPI description.
     app.extensions["csrf"].exempt(hooks.bp)
     app.register_blueprint(hooks.bp)
+    app.extensions["csrf"].exempt(internal.bp)
+    app.register_blueprint(internal.bp)
