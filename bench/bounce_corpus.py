@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent / "tests" / "corpora" / "bounces"
 def ours(raw: bytes) -> set[str]:
     report = classify_message(raw)
     results = report.results if report else ()
-    return {(r.recipient or "*").lower() for r in results if r.bounce_class in SUPPRESSING}
+    return {(r.recipient or "*").lower().replace('"', "") for r in results if r.bounce_class in SUPPRESSING}
 
 
 def flufl(raw: bytes) -> set[str]:
@@ -37,7 +37,7 @@ def flufl(raw: bytes) -> set[str]:
         _, permanent = all_failures(email.message_from_bytes(raw))
     except Exception:
         return set()
-    return {(a.decode("utf-8", "replace") if isinstance(a, bytes) else a).lower() for a in permanent}
+    return {(a.decode("utf-8", "replace") if isinstance(a, bytes) else a).lower().replace('"', "") for a in permanent}
 
 
 def score(rows, files, fn) -> tuple[float, float, float]:
@@ -47,7 +47,7 @@ def score(rows, files, fn) -> tuple[float, float, float]:
     hit = wanted = over = negatives = 0
     for row in rows:
         got = found[row["file"]]
-        suppressed = row["recipient"].lower() in got or (got == {"*"})
+        suppressed = row["recipient"].lower().replace('"', "") in got or (got == {"*"})
         if row["expected"] in ("hard", "complaint", "opt-out"):
             wanted += 1
             hit += suppressed

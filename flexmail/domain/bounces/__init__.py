@@ -6,7 +6,7 @@ reasons and classes)."""
 
 from __future__ import annotations
 
-from flexmail.domain.bounces import arf, dsn, heuristics
+from flexmail.domain.bounces import arf, dsn, esp, heuristics
 from flexmail.domain.bounces.mime import parse
 from flexmail.domain.bounces.results import Report, Result, decide
 from flexmail.domain.bounces.vocabulary import SUPPRESSING, BounceClass
@@ -20,9 +20,21 @@ def classify_message(raw: bytes) -> Report | None:
     if message is None:
         return None
     try:
-        return arf.read(message) or dsn.read(message) or heuristics.read(message)
+        return (arf.read(message) or dsn.read(message) or esp.ses_mail(message) or _forwarded(message)
+                or heuristics.read(message))
     except Exception:  # odd MIME that the email package half-parsed: not a report we can read
         return None
+
+
+def _forwarded(message) -> Report | None:
+    """A bounce forwarded as an attachment (``message/rfc822`` holding the report)."""
+    for part in message.walk():
+        if part is not message and part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            inner = inner[0] if isinstance(inner, list) and inner else None
+            if inner is not None and inner.get_content_type() == "multipart/report":
+                return arf.read(inner) or dsn.read(inner)
+    return None
 
 
 def classify_smtp_reply(recipient: str | None, code: int, text: str, *, message_id: str | None = None) -> Report:

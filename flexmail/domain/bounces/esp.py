@@ -65,6 +65,28 @@ def ses(message: dict) -> Report:
     return Report("esp", tuple(r for r in results if r.recipient), message_id)
 
 
+def ses_mail(message) -> Report | None:
+    """An SES notification delivered by SNS as an email ("AWS Notification Message"): the
+    JSON body, either the SNS envelope or the SES notification itself."""
+    import json
+
+    from flexmail.domain.bounces.mime import text_of
+
+    if not message.get("x-amz-sns-message-id") and "sns.amazonaws.com" not in str(message.get("From", "")):
+        return None
+    try:
+        # Mail transport folds long lines: strict=False lets the JSON strings keep them.
+        data = json.loads(text_of(message).strip(), strict=False)
+        if isinstance(data, dict) and isinstance(data.get("Message"), str):
+            data = json.loads(data["Message"], strict=False)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not (data.get("notificationType") or data.get("eventType")):
+        return None
+    report = ses(data)
+    return report if report.results else None
+
+
 # --- SendGrid Event Webhook ------------------------------------------------------------------
 
 SENDGRID_DROPPED = {"bounced address": ("userunknown", BounceClass.HARD),

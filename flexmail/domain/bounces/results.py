@@ -78,6 +78,7 @@ DATA_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?|command:?)\s*(
                         r"after end of data|while (?:sending|transmitting) (?:the )?message (?:body|data)|-+smtp command data",  # noqa: E501
                         re.I)
 RCPT_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?)\s*rcpt\b|did not like our rcpt", re.I)
+MAIL_PHASE = re.compile(r"(?:after|in reply to)\s+mail\s+from|>>>\s*mail\s+from", re.I)
 #: An X.7.x status is about policy and security: never a verdict on the address (standards L2).
 POLICY_STATUS = re.compile(r"^[45]\.7\.")
 
@@ -151,6 +152,8 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
         other = text_reason(context)
         if other is not None and other not in HARD_REASONS and other not in ("filtered", "expired", "undefined"):
             reason = other
+    if reason in HARD_REASONS and MAIL_PHASE.search(text or ""):
+        reason = "rejected"  # refused at MAIL FROM: the envelope sender, not the recipient
     if reason == "userunknown" and by_status == "filtered" and status and status[2:] == "2.0":
         reason = "filtered"  # X.2.0 refused by the recipient's filter, with "unknown user" words
     if reason in HARD_REASONS and reason == "userunknown":

@@ -160,7 +160,7 @@ TEXT_REASONS: list[tuple[str, re.Pattern]] = [
     ("mailboxfull", _rx(r"mailbox (?:is )?full", r"over ?quota", r"quota (?:exceeded|full)", r"exceeded.{0,30}quota",
                         r"mailbox .{0,30}(?:exceeded|exceeds|size limit)", r"insufficient (?:disk|storage) space",
                         r"mail ?box (?:is )?over", r"not enough (?:storage|space)", r"user.{0,20}over.{0,10}quota",
-                        r"storage allocation", r"mailfolder is full", r"full mailbox")),
+                        r"storage allocation", r"mailfolder is full", r"full mailbox", r"not enough disk space")),
     ("exceedlimit", _rx(r"exceeds? .{0,20}(?:mailbox )?(?:size )?limit")),
     ("suspend", _rx(r"\b(?:account|mailbox|user|address) (?:is )?(?:disabled|suspended|inactive|deactivated|locked|"
                     r"expired|not active|temporarily)", r"(?:disabled|suspended|inactive|deactivated|blocked) "
@@ -179,9 +179,9 @@ TEXT_REASONS: list[tuple[str, re.Pattern]] = [
                         r"all relevant mx records point to non-existent hosts", r"ambiguous (?:host|domain)",
                         r"recipient domain .{0,30}(?:invalid|not exist)", r"couldn.t find any host named",
                         r"host unknown", r"unable to resolve", r"no route to host", r"domain is not reachable",
-                        r"^\S*\b[a-z0-9-]+(?:\.[a-z0-9-]+)+ does not exist",
+                        r"(?<![@\w.-])(?:[a-z0-9-]+\.)+[a-z]{2,} does not exist",
                         r"dns (?:error|query).{0,30}(?:failed|not found|nxdomain)")),
-    ("notaccept", _rx(r"does not accept mail", r"null mx", r"accepts no mail", r"not accepting (?:any )?mail",
+    ("notaccept", _rx(r"does not accept mail", r"indicated no smtp service", r"null mx", r"accepts no mail", r"not accepting (?:any )?mail",
                       r"mail (?:is )?not accepted", r"mx.{0,20}null", r"this domain (?:does not|doesn.t) receive")),
     ("userunknown", _rx(r"user (?:is )?unknown", r"unknown (?:user|recipient|mailbox|local ?part|address|account)",
                         r"no such (?:user|recipient|mailbox|address|account|person|local user)",
