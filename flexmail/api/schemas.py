@@ -218,6 +218,20 @@ class DeliverabilityOut(ma.Schema):
     days = fields.List(fields.Nested(DeliverabilityDay))
 
 
+class BouncePolicyIn(StrictSchema):
+    #: Soft bounces (no delivery in between) that suppress an address; null: platform default.
+    soft_count = fields.Integer(required=True, allow_none=True, validate=validate.Range(1, 100))
+    #: ... spread over at least this many days; null: platform default.
+    soft_days = fields.Integer(required=True, allow_none=True, validate=validate.Range(0, 365))
+
+
+class BouncePolicyOut(ma.Schema):
+    soft_count = fields.Integer()
+    soft_days = fields.Integer()
+    #: True while the account uses the platform defaults.
+    default = fields.Boolean()
+
+
 class HookEndpointIn(StrictSchema):
     provider = fields.String(required=True, validate=validate.OneOf(["ses", "sendgrid", "mailgun", "postmark"]))
     #: Mailgun: HTTP webhook signing key; SendGrid: verification key (base64 DER or PEM);

@@ -67,6 +67,31 @@ def policy_for(account_id: int) -> tuple[int, int]:
     return int(setting("BOUNCE_SOFT_COUNT")), int(setting("BOUNCE_SOFT_DAYS"))
 
 
+def get_policy(account_id: int) -> dict:
+    """The account's soft-bounce rule and whether it is its own or the platform default."""
+    count, days = policy_for(account_id)
+    return {"soft_count": count, "soft_days": days, "default": db.session.get(BouncePolicy, account_id) is None}
+
+
+def set_policy(account_id: int, *, soft_count: int | None, soft_days: int | None) -> dict:
+    """Set the account's own rule; both None returns to the platform defaults."""
+    from flexmail.services.unit_of_work import unit_of_work
+
+    with unit_of_work() as uow:
+        row = uow.session.get(BouncePolicy, account_id)
+        if soft_count is None and soft_days is None:
+            if row is not None:
+                uow.session.delete(row)
+        else:
+            defaults = policy_for(account_id)
+            if row is None:
+                row = BouncePolicy(account_id=account_id, soft_count=defaults[0], soft_days=defaults[1])
+                uow.session.add(row)
+            row.soft_count = soft_count if soft_count is not None else row.soft_count
+            row.soft_days = soft_days if soft_days is not None else row.soft_days
+    return get_policy(account_id)
+
+
 def _targets(session, report: Report, result: Result, *, subscription_id, account_id):
     """account id -> (address hash, address or None, [subscriptions]) for one result."""
     if subscription_id is not None:

@@ -215,3 +215,22 @@ def test_marketer_sees_deliverability_counts_and_the_report_on_the_suppression(a
     assert client.get(f"/api/v1/lists/{list_id}/deliverability", headers=stranger.headers).status_code == 404
     assert client.get(f"/api/v1/lists/{list_id}/deliverability?days=0",
                       headers=account.headers).json["error"]["code"]
+
+
+def test_account_policy_changes_the_soft_bounce_count(app, client, account, sent):
+    """An account that sets 2 soft bounces over 0 days is suppressed at the second; nulls go
+    back to the platform default of 3 over 7 days."""
+    assert client.get("/api/v1/hooks/bounce-policy", headers=account.headers).json == {
+        "soft_count": 3, "soft_days": 7, "default": True}
+    bad = client.put("/api/v1/hooks/bounce-policy", json={"soft_count": 0, "soft_days": 1}, headers=account.headers)
+    assert bad.status_code == 422
+    changed = client.put("/api/v1/hooks/bounce-policy", json={"soft_count": 2, "soft_days": 0},
+                         headers=account.headers)
+    assert changed.json == {"soft_count": 2, "soft_days": 0, "default": False}
+    _, message_id = sent
+    assert _process(app, dsn([("reader@example.com", "failed", "5.2.2")], message_id=message_id)).suppressed == 0
+    assert _process(app, dsn([("reader@example.com", "failed", "5.3.1")], message_id=message_id)).suppressed == 1
+    assert check(client, account, ["reader@example.com"])[0]["reason"] == "soft_bounce"
+    reset = client.put("/api/v1/hooks/bounce-policy", json={"soft_count": None, "soft_days": None},
+                       headers=account.headers)
+    assert reset.json["default"] is True and reset.json["soft_count"] == 3
