@@ -14,6 +14,7 @@ bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 @bp.post("/<any(ses, sendgrid, mailgun, postmark):provider>/<token>", strict_slashes=False)
 def receive(provider: str, token: str):
     """Verify the provider's signature and apply its events to the endpoint's account."""
+    request.max_content_length = 10 * 1024 * 1024  # SendGrid posts batches of events
     result = hooks.receive(provider, token, body=request.get_data(cache=False), headers=request.headers,
                            authorization=request.authorization)
     return jsonify(result), 200

@@ -18,6 +18,8 @@ bp = Blueprint("internal", __name__, url_prefix="/internal")
 @bp.post("/inbound", strict_slashes=False)
 def inbound():
     """Act on the raw message in the body for its ``recipient`` query values."""
+    # A bounce returns the whole message: allow what an MTA accepts, not the API's 1 MiB.
+    request.max_content_length = 50 * 1024 * 1024
     token = current_app.config.get("INBOUND_TOKEN")
     given = request.headers.get("Authorization", "")
     if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
