@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -40,6 +41,9 @@ from flexmail.services.suppression_store import Actor, add_entries, hasher, lift
 log = logging.getLogger(__name__)
 
 MAIL_SYSTEM = Actor("mail-system")
+#: Addresses inside a remote server's words ("550 5.1.1 <x@y>: User unknown"): masked before
+#: the diagnostic is stored anywhere, so the record outlives an erasure without the address.
+ADDRESS_IN_TEXT = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
 SUPPRESSION_REASONS = {BounceClass.HARD: "hard_bounce", BounceClass.COMPLAINT: "complaint",
                        BounceClass.OPT_OUT: "opt_out"}
 
@@ -154,6 +158,7 @@ def _decide(session, account_id: int, key: str, address: str | None, subs: list,
             BounceRecord.source == result.source[:32]).limit(1)):
         return None
     klass = result.bounce_class
+    result = mask(result)
     summary = result.summary()
     decision = "ignored"
     if klass in SUPPRESSION_REASONS:
@@ -179,6 +184,15 @@ def _decide(session, account_id: int, key: str, address: str | None, subs: list,
     log.info("bounce result: account %s, address %s, %s/%s -> %s", account_id, key[:12], klass.value,
              result.reason, decision)
     return decision
+
+
+def mask(result: Result) -> Result:
+    """The result with every address in its diagnostic replaced by ``<address>``."""
+    if not result.diagnostic or "@" not in result.diagnostic:
+        return result
+    from dataclasses import replace
+
+    return replace(result, diagnostic=ADDRESS_IN_TEXT.sub("<address>", result.diagnostic))
 
 
 def _record(session, account_id, key, subs, result: Result, decision: str, at) -> list[BounceRecord]:

@@ -234,3 +234,26 @@ def test_account_policy_changes_the_soft_bounce_count(app, client, account, sent
     reset = client.put("/api/v1/hooks/bounce-policy", json={"soft_count": None, "soft_days": None},
                        headers=account.headers)
     assert reset.json["default"] is True and reset.json["soft_count"] == 3
+
+
+def test_stored_diagnostics_keep_no_address(app, client, account, sent):
+    """The remote server's words are kept for the proof and the marketer with the address masked."""
+    from sqlalchemy import select
+
+    from flexmail.clock import now
+    from flexmail.extensions import db
+    from flexmail.models import BounceRecord, Suppression
+    from flexmail.services.reports import record_smtp_refusal
+    from flexmail.services.unit_of_work import unit_of_work
+
+    sub_id, message_id = sent
+    with app.app_context():
+        with unit_of_work() as uow:
+            record_smtp_refusal(uow.session, subscription_id=sub_id, outbox_id=0, message_id=message_id, code=550,
+                                text="5.1.1 <Reader@example.com>: Recipient address rejected: User unknown", at=now())
+        (record,) = db.session.scalars(select(BounceRecord)).all()
+        entry = db.session.scalar(select(Suppression).where(Suppression.reason == "hard_bounce"))
+        assert "example.com" not in record.diagnostic and "<address>" in record.diagnostic
+        assert "example.com" not in entry.report["diagnostic"]
+    (event,) = events(client, account, sub_id, "bounced")
+    assert "Reader@" not in event["details"]["diagnostic"]
