@@ -6,8 +6,10 @@ from flexmail.models.bounces import BouncePolicy, BounceRecord, HookEndpoint, Ho
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
+from flexmail.models.idempotency import IdempotencyRecord
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
+from flexmail.models.spool import SpoolApplied
 from flexmail.models.subscriptions import Subscription
 from flexmail.models.suppression_imports import SuppressionImport
 from flexmail.models.suppressions import Suppression, SuppressionLift
@@ -25,9 +27,11 @@ __all__ = [
     "ForwardQuota",
     "HookEndpoint",
     "HookEventSeen",
+    "IdempotencyRecord",
     "LedgerHead",
     "MailingList",
     "OutboxMessage",
+    "SpoolApplied",
     "Subscription",
     "Suppression",
     "SuppressionImport",

@@ -1,7 +1,7 @@
 """bounces policy records hooks
 
 Revision ID: b0c5e1a7d2f4
-Revises: 0a5d2dca01fa
+Revises: 5b7c0d2f1a93
 Create Date: 2026-11-29 17:39:21.427538
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b0c5e1a7d2f4'
-down_revision = '0a5d2dca01fa'
+down_revision = '5b7c0d2f1a93'
 branch_labels = None
 depends_on = None
 
