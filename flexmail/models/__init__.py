@@ -2,6 +2,7 @@
 
 from flexmail.models.accounts import Account, ApiKey
 from flexmail.models.audit import AuditEntry
+from flexmail.models.bounces import BouncePolicy, BounceRecord, HookEndpoint, HookEventSeen
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
@@ -17,11 +18,15 @@ __all__ = [
     "Account",
     "ApiKey",
     "AuditEntry",
+    "BouncePolicy",
+    "BounceRecord",
     "Campaign",
     "CampaignForwardDay",
     "ConsentEvent",
     "ForwardOptOut",
     "ForwardQuota",
+    "HookEndpoint",
+    "HookEventSeen",
     "IdempotencyRecord",
     "LedgerHead",
     "MailingList",
