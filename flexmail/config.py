@@ -60,6 +60,18 @@ DEFAULTS = {
     # domain; None -> the host of PUBLIC_URL. Its MX must reach `flask inbound serve|deliver`.
     "INBOUND_DOMAIN": None,
     "REPORT_LOCALPARTS": "bounces,abuse",  # inbound addresses that take DSN and ARF reports
+    # Bounce policy defaults (an account may set its own): suppress after this many soft
+    # bounces with no delivery in between, spread over at least this many days.
+    "BOUNCE_SOFT_COUNT": 3,
+    "BOUNCE_SOFT_DAYS": 7,
+    # ESP hooks: events older than this (seconds) are refused as stale.
+    "HOOK_MAX_AGE": 300,
+    # SES/SNS: SigningCertURL and SubscribeURL must match this host pattern (tests override it).
+    "SNS_HOST_PATTERN": r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$",
+    "SNS_URL_SCHEMES": "https",
+    # Bearer token of POST /internal/inbound, which the fast pipe (flexmail/inbound/pipe.py)
+    # hands received mail to; None -> the endpoint is off.
+    "INBOUND_TOKEN": None,
     "LOG_LEVEL": "INFO",
     # Forward to a friend (standards H): link lifetime, abuse limits, delivery retries.
     "FORWARD_MAX_AGE": 90 * 24 * 3600,

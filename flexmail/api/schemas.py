@@ -220,9 +220,67 @@ class CampaignStatsOut(Out):
     forwarded_recipients = fields.Integer()
 
 
+class DeliverabilityQuery(StrictSchema):
+    days = fields.Integer(load_default=30, validate=validate.Range(1, 366))
+
+
+class DeliverabilityDay(ma.Schema):
+    date = fields.String()
+    #: Results by class: hard, soft, sender, complaint, opt-out, ignore.
+    classes = fields.Dict(keys=fields.String(), values=fields.Integer())
+    #: Results by reason (Sisimai's vocabulary: userunknown, mailboxfull, blocked...).
+    reasons = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class DeliverabilityOut(ma.Schema):
+    list_id = fields.Integer()
+    since = fields.String()
+    until = fields.String()
+    totals = fields.Dict(keys=fields.String(), values=fields.Integer())
+    #: class -> reason -> count.
+    reasons = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.Integer()))
+    days = fields.List(fields.Nested(DeliverabilityDay))
+
+
+class BouncePolicyIn(StrictSchema):
+    #: Soft bounces (no delivery in between) that suppress an address; null: platform default.
+    soft_count = fields.Integer(required=True, allow_none=True, validate=validate.Range(1, 100))
+    #: ... spread over at least this many days; null: platform default.
+    soft_days = fields.Integer(required=True, allow_none=True, validate=validate.Range(0, 365))
+
+
+class BouncePolicyOut(ma.Schema):
+    soft_count = fields.Integer()
+    soft_days = fields.Integer()
+    #: True while the account uses the platform defaults.
+    default = fields.Boolean()
+
+
+class HookEndpointIn(StrictSchema):
+    provider = fields.String(required=True, validate=validate.OneOf(["ses", "sendgrid", "mailgun", "postmark"]))
+    #: Mailgun: HTTP webhook signing key; SendGrid: verification key (base64 DER or PEM);
+    #: Postmark: ``user:password`` for basic auth; SES: none (SNS signs with its certificate).
+    secret = fields.String(load_default=None, validate=validate.Length(max=4000))
+    #: SES: SNS topic ARNs accepted (empty: any topic that reaches the URL).
+    topic_arns = fields.List(fields.String(validate=validate.Length(max=256)), load_default=list,
+                             validate=validate.Length(max=20))
+
+
+class HookEndpointOut(ma.Schema):
+    id = fields.Integer()
+    provider = fields.String()
+    created_at = UTC()
+
+
+class HookEndpointCreated(HookEndpointOut):
+    #: The path to give the provider (prefix it with FLEXMAIL_PUBLIC_URL); shown once.
+    path = fields.String()
+
+
 # --- suppressions and erasures ----------------------------------------------------------------
 
-_SUPPRESSION_REASONS = ["unsubscribed", "hard_bounce", "complaint", "manual", "erasure", "not_me"]
+_SUPPRESSION_REASONS = ["unsubscribed", "hard_bounce", "soft_bounce", "complaint", "opt_out", "manual", "erasure",
+                        "not_me"]
 _MARKETER_REASONS = ["unsubscribed", "hard_bounce", "complaint", "manual"]
 
 
@@ -241,6 +299,9 @@ class SuppressionOut(Out):
     #: ``api-key:<prefix>``, ``recipient``, ``mail-system``, ``cli``...
     created_by = fields.String(allow_none=True)
     created_at = UTC()
+    #: Entries made by a bounce or complaint: the report's summary (``class``, ``reason``,
+    #: ``status``, ``diagnostic``, ``action``, ``report`` kind); null otherwise.
+    report = fields.Dict(allow_none=True)
 
 
 class SuppressionQuery(StrictSchema):

@@ -24,6 +24,9 @@ class EventType(enum.StrEnum):
     UNSUPPRESSED = "unsuppressed"
     ERASED = "erased"
     EXPIRED = "expired"
+    #: A bounce, complaint or delivery report about this subscription and what the policy
+    #: did with it (an observation: the suppression, if any, is its own event).
+    BOUNCED = "bounced"
 
 
 #: Which event moves a subscription from which states to which state. Events not listed

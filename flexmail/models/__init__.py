@@ -2,6 +2,7 @@
 
 from flexmail.models.accounts import Account, ApiKey
 from flexmail.models.audit import AuditEntry
+from flexmail.models.bounces import BouncePolicy, BounceRecord, HookEndpoint, HookEventSeen
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.flood import FloodCounter
@@ -18,12 +19,16 @@ __all__ = [
     "Account",
     "ApiKey",
     "AuditEntry",
+    "BouncePolicy",
+    "BounceRecord",
     "Campaign",
     "CampaignForwardDay",
     "ConsentEvent",
     "FloodCounter",
     "ForwardOptOut",
     "ForwardQuota",
+    "HookEndpoint",
+    "HookEventSeen",
     "IdempotencyRecord",
     "LedgerHead",
     "MailingList",
