@@ -1,7 +1,7 @@
 """consent: fixed-window flood counters
 
 Revision ID: c0a5e7f10d11
-Revises: 5b7c0d2f1a93
+Revises: b0c5e1a7d2f4
 Create Date: 2026-11-29 17:45:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c0a5e7f10d11'
-down_revision = '5b7c0d2f1a93'
+down_revision = 'b0c5e1a7d2f4'
 branch_labels = None
 depends_on = None
 
