@@ -15,7 +15,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from flexmail.services import accounts, export, lists, outbox, retention
+from flexmail.services import accounts, export, flood, lists, outbox, retention
 from flexmail.services.errors import FlexmailError
 
 accounts_cli = AppGroup("accounts", help="Marketer accounts and API keys.")
@@ -87,6 +87,16 @@ def outbox_sweep(interval):
         if interval <= 0:
             return
         time.sleep(interval)
+
+
+@outbox_cli.command("held")
+@click.option("--account", "account_id", type=int, default=None, help="Only this account's mails.")
+@click.option("--limit", type=int, default=100, show_default=True)
+def outbox_held(account_id, limit):
+    """Confirmation mails held by the platform-wide cap per address (platform admin), as
+    JSON lines, newest first. The accounts saw these signups succeed; nothing was sent."""
+    for row in flood.held_confirmations(account_id=account_id, limit=limit):
+        click.echo(json.dumps(row))
 
 
 @inbound_cli.command("serve")

@@ -27,6 +27,12 @@ DEFAULTS = {
     "CONFIRM_PER_ADDRESS_PER_DAY": 3,
     "CONFIRM_PER_IP_PER_HOUR": 20,
     "CONFIRM_PER_ACCOUNT_PER_HOUR": 1000,
+    # Platform-wide cap per address and day, over every account: past it the mail is held
+    # (the account sees a normal signup), for the platform admin to review.
+    "CONFIRM_PLATFORM_PER_ADDRESS_PER_DAY": 10,
+    # Seconds a verified API key is trusted per process before it is looked up again
+    # (so a revoked key keeps working for at most this long in other processes; 0: off).
+    "API_KEY_CACHE_SECONDS": 5,
     "FORM_RATE_LIMIT": "20 per minute;200 per hour",
     # Requests per API key (Flask-Limiter syntax; empty: no limit). Answers carry RateLimit-*.
     "API_RATE_LIMIT": "1200 per minute",

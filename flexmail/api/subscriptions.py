@@ -44,9 +44,8 @@ class ListSubscriptions(MethodView):
             current_principal().account_id, list_id, email=data["email"], meta=meta,
             consent_text=data["consent_text"], source=data["source"], channel="api",
         )
-        sub = subscriptions.get_subscription(current_principal().account_id, result.subscription_id)
         status = 200 if result.status == Status.SUBSCRIBED else 202
-        return {"subscription": sub, "confirmation_queued": result.queued}, status
+        return {"subscription": result.subscription, "confirmation_queued": result.queued}, status
 
     @blp.arguments(SubscriptionQuery, location="query")
     @blp.response(200, SubscriptionPage)

@@ -5,6 +5,7 @@ from flexmail.models.audit import AuditEntry
 from flexmail.models.bounces import BouncePolicy, BounceRecord, HookEndpoint, HookEventSeen
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
+from flexmail.models.flood import FloodCounter
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.idempotency import IdempotencyRecord
 from flexmail.models.lists import MailingList
@@ -23,6 +24,7 @@ __all__ = [
     "Campaign",
     "CampaignForwardDay",
     "ConsentEvent",
+    "FloodCounter",
     "ForwardOptOut",
     "ForwardQuota",
     "HookEndpoint",

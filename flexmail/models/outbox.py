@@ -34,7 +34,8 @@ class OutboxMessage(db.Model):
     address_hash: Mapped[str] = mapped_column(String(64))
     #: Keyed hash of the signup IP that caused a confirmation mail (per-IP flood limit).
     signup_ip_hash: Mapped[str | None] = mapped_column(String(64), index=True)
-    #: pending -> sending -> sent | skipped | failed
+    #: pending -> sending -> sent | skipped | failed; ``held``: over the platform-wide cap
+    #: per address, never sent and never shown to the account as such (``services.flood``).
     status: Mapped[str] = mapped_column(String(16), default="pending")
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -29,6 +29,14 @@ class Suppressed(FlexmailError):
     status = 409
 
 
+class ConfirmationBlocked(FlexmailError):
+    """A confirmation that an entry added after the person asked (a marketer's manual
+    suppression, a bounce...) refuses: the subscription stays as it was."""
+
+    code = "suppressed"
+    status = 409
+
+
 class RateLimited(FlexmailError):
     code = "rate_limited"
     status = 429

@@ -42,18 +42,23 @@ def _enqueue(message_id: int) -> None:
     dramatiq.get_broker().get_actor("send_outbox").send(message_id)
 
 
-def add_confirmation(uow, sub: Subscription, *, signup_ip_hash: str | None) -> OutboxMessage:
-    """Queue a confirmation mail for ``sub`` inside the caller's transaction."""
+def add_confirmation(uow, sub: Subscription, *, signup_ip_hash: str | None, held: bool = False) -> OutboxMessage:
+    """Queue a confirmation mail for ``sub`` inside the caller's transaction.
+
+    ``held``: over the platform-wide cap for the address (``services.flood``); the row is
+    kept with status ``held`` for the platform admin and never sent.
+    """
     host = urlsplit(setting("PUBLIC_URL")).hostname or "localhost"
     message = OutboxMessage(
         account_id=sub.account_id, subscription_id=sub.id, kind="confirmation",
         address_hash=sub.address_hash, signup_ip_hash=signup_ip_hash,
-        message_id=f"<{secrets.token_hex(16)}@{host}>", created_at=now(),
+        message_id=f"<{secrets.token_hex(16)}@{host}>", created_at=now(), status="held" if held else "pending",
     )
     uow.session.add(message)
     uow.session.flush()
     message_pk = message.id
-    uow.after_commit(lambda: _enqueue(message_pk))
+    if not held:
+        uow.after_commit(lambda: _enqueue(message_pk))
     return message
 
 
