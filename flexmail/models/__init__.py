@@ -5,7 +5,7 @@ from flexmail.models.audit import AuditEntry
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
-from flexmail.models.lists import MailingList
+from flexmail.models.lists import ListLogo, MailingList
 from flexmail.models.outbox import OutboxMessage
 from flexmail.models.subscriptions import Subscription
 from flexmail.models.suppression_imports import SuppressionImport
@@ -21,6 +21,7 @@ __all__ = [
     "ForwardOptOut",
     "ForwardQuota",
     "LedgerHead",
+    "ListLogo",
     "MailingList",
     "OutboxMessage",
     "Subscription",
