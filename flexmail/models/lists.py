@@ -40,7 +40,12 @@ class MailingList(db.Model):
     @property
     def logo_path(self) -> str | None:
         """Our URL of the stored logo, versioned by its hash; ``None`` without a logo."""
-        return f"/brand/{self.id}/logo?v={self.logo.sha256[:16]}" if self.logo is not None else None
+        return logo_path(self.id, self.logo.sha256) if self.logo is not None else None
+
+
+def logo_path(list_id: int, sha256: str) -> str:
+    """The served URL of a list's logo; the hash in it changes with the image (long caching)."""
+    return f"/brand/{list_id}/logo?v={sha256[:16]}"
 
 
 class ListLogo(db.Model):

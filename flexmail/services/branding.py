@@ -19,11 +19,14 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
+
 from flexmail.clock import now
 from flexmail.domain.branding import LOGO_MAX_BYTES, BrandingError, check_accent, check_logo
 from flexmail.domain.languages import choose
 from flexmail.extensions import db
 from flexmail.models import ListLogo, MailingList, Subscription
+from flexmail.models.lists import logo_path
 from flexmail.services.context import parse_address, setting
 from flexmail.services.errors import ValidationFailed
 
@@ -173,15 +176,27 @@ def brand_of(lst: MailingList) -> Brand:
     )
 
 
-def brand_for_list(list_id: int | None) -> Brand | None:
-    lst = db.session.get(MailingList, list_id) if list_id is not None else None
-    return brand_of(lst) if lst is not None else None
-
-
 def brand_for_subscription(subscription_id: int | None) -> Brand | None:
-    """The branding of a subscription's list; ``None`` once the subscription is gone."""
-    sub = db.session.get(Subscription, subscription_id) if subscription_id is not None else None
-    return brand_for_list(sub.list_id) if sub is not None else None
+    """The branding of a subscription's list; ``None`` once the subscription is gone.
+
+    One query (list and logo hash joined): every token page, the providers' one-click
+    unsubscribe answer included, pays only this for its branding.
+    """
+    if subscription_id is None:
+        return None
+    row = db.session.execute(
+        select(MailingList, ListLogo.sha256)
+        .join(Subscription, Subscription.list_id == MailingList.id)
+        .outerjoin(ListLogo, ListLogo.list_id == MailingList.id)
+        .where(Subscription.id == subscription_id)
+    ).first()
+    if row is None:
+        return None
+    lst, sha = row
+    return Brand(
+        lst.id, choose(lst.language), lst.name, lst.sender_name, lst.accent_color, lst.postal_address,
+        lst.contact_email, lst.privacy_url, logo_path(lst.id, sha) if sha else None,
+    )
 
 
 def accent_css(list_id: int) -> str | None:
