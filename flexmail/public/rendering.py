@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from flask import before_render_template, current_app, g, request
+from flask import before_render_template, g, request
 from flask_babel import gettext, lazy_gettext, refresh
 
 from flexmail.domain.languages import NATIVE_NAMES, SUPPORTED, choose
@@ -126,8 +126,7 @@ def ui_message(message: str) -> str:
 
 def init_app(app) -> None:
     before_render_template.connect(_localize, app)
-    app.jinja_env.globals.update(keep_lang=keep_lang, error_title=error_title, error_text=error_text,
-                                 public_url=lambda: current_app.config["PUBLIC_URL"])
+    app.jinja_env.globals.update(keep_lang=keep_lang, error_title=error_title, error_text=error_text)
     app.jinja_env.filters["ui_message"] = ui_message
 
 
