@@ -35,7 +35,9 @@ def _list_of(context):
     link = context.get("link")
     if link is not None and getattr(link, "subscription_id", None) is not None:
         brand = branding.brand_for_subscription(link.subscription_id)
-        return getattr(link, "language", None) or (brand.language if brand else None), brand
+        if brand is None:  # the subscription is gone (erased): no list to speak for
+            return None, None
+        return getattr(link, "language", None) or brand.language, brand
     return None, None
 
 
