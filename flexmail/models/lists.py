@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import ForeignKey, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flexmail.clock import now
 from flexmail.extensions import db
@@ -62,7 +62,7 @@ class ListLogo(db.Model):
     #: Where it was fetched from (https only), for the marketer's reference.
     source_url: Mapped[str] = mapped_column(String(2000))
     content_type: Mapped[str] = mapped_column(String(32))
-    data: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     #: SHA-256 of ``data``: versions the served URL, so caches never show an old logo.
     sha256: Mapped[str] = mapped_column(String(64))
     fetched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
