@@ -84,7 +84,7 @@ _ERRORS = {
           lazy_gettext("What was sent is too large. Please try again with less.")),
     429: (lazy_gettext("Please slow down"),
           lazy_gettext("There were too many requests in a short time. Please wait a moment and try again.")),
-    503: (lazy_gettext("Temporarily unavailable"),
+    503: (lazy_gettext("This service is briefly unavailable"),
           lazy_gettext("The service is busy or under maintenance. Please try again in a few minutes.")),
 }
 _SERVER_ERROR = (lazy_gettext("Something went wrong on our side"), lazy_gettext("Please try again in a moment."))

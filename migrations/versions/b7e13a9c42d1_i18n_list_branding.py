@@ -1,7 +1,7 @@
 """i18n: list branding (accent colour, postal address, contact, privacy notice) and logos
 
 Revision ID: b7e13a9c42d1
-Revises: 0a5d2dca01fa
+Revises: 5b7c0d2f1a93
 Create Date: 2026-11-29 17:40:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'b7e13a9c42d1'
-down_revision = '0a5d2dca01fa'
+down_revision = '5b7c0d2f1a93'
 branch_labels = None
 depends_on = None
 
