@@ -62,6 +62,8 @@ class Auditor:
     def __call__(self, page, name: str, *, axe: bool = True) -> None:
         stem = f"{self.label}{self.lang}-{name}"
         self.seen.append(name)
+        page.wait_for_load_state("load")  # a click's navigation may be committed but not yet parsed
+        expect(page.locator("html")).to_have_attribute("lang", self.lang)
         visible = VisibleText(page.content())
         assert visible.html_lang == self.lang, (name, visible.html_lang)
         assert VOCABULARY.foreign_texts(self.lang, visible) == [], name
