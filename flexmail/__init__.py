@@ -42,7 +42,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     drainer.init_app(app, broker)
 
-    from flexmail import api, public
+    from flexmail import api, i18n, public
+
+    i18n.init_app(app)
 
     api.init_app(app)
     public.init_app(app)

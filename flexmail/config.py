@@ -81,6 +81,9 @@ DEFAULTS = {
     "FORWARD_MAX_ATTEMPTS": 3,
     "FORWARD_RETRY_DELAY_MS": 60_000,  # first retry; each further one waits 4x longer
     "CAMPAIGN_RECIPIENTS_BATCH": 500,
+    # List logos are fetched once over https; tests fetch from 127.0.0.1 with their own CA.
+    "LOGO_FETCH_ALLOW_PRIVATE": False,
+    "LOGO_CA_FILE": None,  # None -> the system's CA certificates
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
@@ -95,6 +98,7 @@ def load(app, test_config: dict | None) -> None:
     for key in _INT_KEYS:
         app.config[key] = int(app.config[key])
     app.config["EMBEDDED_WORKER"] = _truthy(app.config["EMBEDDED_WORKER"])
+    app.config["LOGO_FETCH_ALLOW_PRIVATE"] = _truthy(app.config["LOGO_FETCH_ALLOW_PRIVATE"])
 
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from flexmail.api.auth import current_principal, require_scope
-from flexmail.api.schemas import DeliverabilityOut, DeliverabilityQuery, ListIn, ListOut
+from flexmail.api.schemas import DeliverabilityOut, DeliverabilityQuery, ListIn, ListOut, ListPatch
 from flexmail.services import deliverability, lists
 
 blp = Blueprint("lists", __name__, url_prefix="/api/v1/lists", description="Mailing lists")
@@ -36,6 +36,12 @@ class OneList(MethodView):
     def get(self, list_id):
         """One list; another account's list is 404."""
         return lists.get_list(current_principal().account_id, list_id)
+
+    @blp.arguments(ListPatch)
+    @blp.response(200, ListOut)
+    def patch(self, data, list_id):
+        """Change the list's language and branding; omitted fields stay, null clears one."""
+        return lists.update_branding(current_principal().account_id, list_id, **data)
 
 
 @blp.route("/<int:list_id>/deliverability")

@@ -10,6 +10,7 @@ from marshmallow import fields, validate
 
 from flexmail.clock import iso
 from flexmail.domain.consent import EventType, Status
+from flexmail.domain.languages import SUPPORTED as LANGUAGES
 
 
 def _no_breaks(value: str) -> None:
@@ -54,9 +55,28 @@ class ListIn(StrictSchema):
     sender_name = fields.String(required=True, validate=[validate.Length(1, 200), _no_breaks])
     sender_email = fields.String(required=True, validate=validate.Length(3, 254), metadata=_email())
     consent_text = fields.String(required=True, validate=validate.Length(1, 10_000))
-    language = fields.String(load_default="en", validate=validate.OneOf(["en", "de"]))
+    language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
     confirm_redirect_url = fields.Url(load_default=None, allow_none=True, schemes={"https", "http"},
                                       require_tld=False, validate=validate.Length(max=2000))
+    logo_url = fields.Url(load_default=None, allow_none=True, schemes={"https"}, validate=validate.Length(max=2000),
+                          metadata={"description": "https URL of a PNG, JPEG, GIF or WebP logo (at most 256 KiB), "
+                                                   "fetched once and served by Flexmail."})
+    accent_color = fields.String(allow_none=True, validate=validate.Regexp(r"^#[0-9a-fA-F]{6}$"),
+                                 metadata={"description": "#rrggbb, at least 4.5:1 contrast against white."})
+    postal_address = fields.String(allow_none=True, validate=validate.Length(max=500))
+    contact_email = fields.String(allow_none=True, validate=validate.Length(max=254), metadata=_email())
+    privacy_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
+
+
+class ListPatch(StrictSchema):
+    """Language and branding of a list; omitted fields stay, ``null`` clears one."""
+
+    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    logo_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
+    accent_color = fields.String(allow_none=True, validate=validate.Regexp(r"^#[0-9a-fA-F]{6}$"))
+    postal_address = fields.String(allow_none=True, validate=validate.Length(max=500))
+    contact_email = fields.String(allow_none=True, validate=validate.Length(max=254), metadata=_email())
+    privacy_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
 
 
 class ListOut(Out):
@@ -65,8 +85,16 @@ class ListOut(Out):
     sender_name = fields.String()
     sender_email = fields.String(metadata=_email())
     consent_text = fields.String()
-    language = fields.String(validate=validate.OneOf(["en", "de"]))
+    language = fields.String(validate=validate.OneOf(LANGUAGES))
     confirm_redirect_url = fields.String(allow_none=True, metadata=_uri())
+    accent_color = fields.String(allow_none=True)
+    postal_address = fields.String(allow_none=True)
+    contact_email = fields.String(allow_none=True, metadata=_email())
+    privacy_url = fields.String(allow_none=True, metadata=_uri())
+    #: Our URL of the stored logo (never the marketer's source URL), or null.
+    logo_url = fields.Function(
+        lambda obj: f"{current_app.config['PUBLIC_URL']}{obj.logo_path}" if obj.logo_path else None, allow_none=True,
+        metadata=_uri(type="string", description="Flexmail's copy of the list's logo, or null."))
     created_at = UTC()
     #: The hosted signup form, for marketers without a backend.
     subscribe_url = fields.Function(lambda obj: f"{current_app.config['PUBLIC_URL']}/subscribe/{obj.id}",

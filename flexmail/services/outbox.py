@@ -15,7 +15,7 @@ import secrets
 from urllib.parse import urlsplit
 
 import dramatiq
-from flask import current_app, render_template
+from flask import current_app
 from sqlalchemy import or_, select, update
 
 from flexmail.clock import now
@@ -25,6 +25,7 @@ from flexmail.extensions import db
 from flexmail.mail.compose import compose
 from flexmail.mail.transports import get_transport
 from flexmail.models import MailingList, OutboxMessage, Subscription
+from flexmail.services import localized
 from flexmail.services.addressing import bounce_address
 from flexmail.services.context import RequestMeta, setting, signer
 from flexmail.services.proof import record_event
@@ -161,11 +162,9 @@ def _render_confirmation(message: OutboxMessage, sub: Subscription, lst: Mailing
         "cancel_url": f"{base}/not-me/{signer().dumps(Purpose.CANCEL, ids)}",
         "max_age_days": max(1, setting("CONFIRM_MAX_AGE") // 86400),
     }
-    lang = sub.language if sub.language in ("en", "de") else "en"
-    subject = {"en": f"Please confirm your subscription to {lst.name}",
-               "de": f"Bitte bestätigen Sie Ihr Abonnement von {lst.name}"}[lang]
-    text = render_template(f"{CONFIRM_TEMPLATE}.txt", lang=lang, **context)
-    html = render_template(f"{CONFIRM_TEMPLATE}.html", lang=lang, **context)
+    lang = localized.mail_language(sub.language, lst.language)
+    subject = localized.confirmation_subject(lst.name, lang)
+    text, html = localized.render_mail(CONFIRM_TEMPLATE, lang, **context)
     mail = compose(
         sender_name=lst.sender_name, sender_email=lst.sender_email, to=sub.email,
         subject=subject, text=text, html=html, message_id=message.message_id, date=now(),
@@ -173,6 +172,7 @@ def _render_confirmation(message: OutboxMessage, sub: Subscription, lst: Mailing
     proof = {
         "subject": subject, "message_id": message.message_id, "outbox_id": message.id,
         "template_version": template_version(CONFIRM_TEMPLATE),
+        "catalog_version": localized.catalog_version(lang),
         # Digests of the parts as a recipient's mail program decodes them, so anyone holding
         # the received mail can check it against the proof.
         "text_sha256": _part_digest(mail, "plain"),
