@@ -33,6 +33,13 @@ DEFAULTS = {
     "OUTBOX_LEASE_SECONDS": 120,
     "OUTBOX_SWEEP_INTERVAL": 30,
     "OUTBOX_SWEEP_GRACE": 10,
+    # The retry schedule on each outbox row: 30 s doubling to 1 h, with jitter; 64 attempts
+    # span at least 51 h, so a relay outage of up to 48 h loses nothing (domain/retry.py).
+    "OUTBOX_RETRY_BASE": 30,
+    "OUTBOX_RETRY_CAP": 3600,
+    "OUTBOX_MAX_ATTEMPTS": 64,
+    # A worker claims up to this many due rows at once and sends them over one connection.
+    "OUTBOX_BATCH": 50,
     "EMBEDDED_WORKER": True,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     # Suppression checks, bulk adds and imports carry up to 100,000 addresses: their routes

@@ -91,8 +91,28 @@ class SubscriptionOut(ma.Schema):
     unsubscribed_at = UTC(allow_none=True)
 
 
+class ConfirmationDeliveryOut(ma.Schema):
+    """The latest confirmation mail of a subscription and where its delivery stands."""
+
+    outbox_id = fields.Integer()
+    message_id = fields.String()
+    #: pending (queued or waiting for its next attempt), sending, sent, skipped (no longer
+    #: needed), failed (attempts used up) or bounced (refused by the relay with a 5xx).
+    status = fields.String()
+    attempts = fields.Integer()
+    queued_at = fields.String()
+    sent_at = fields.String(allow_none=True)
+    next_attempt_at = fields.String(allow_none=True)
+    #: Why the last attempt failed: the relay's reply (without the address) or the error type.
+    last_error = fields.String(allow_none=True)
+    error_code = fields.Integer(allow_none=True)
+    error_status = fields.String(allow_none=True)
+
+
 class SubscriptionDetailOut(SubscriptionOut):
     events = fields.List(fields.Nested(EventOut))
+    #: The latest confirmation mail's delivery state (null when none was queued).
+    confirmation = fields.Nested(ConfirmationDeliveryOut, allow_none=True)
     #: The per-recipient one-click URL (never expires) and both header values, ready to
     #: paste into a message to this subscriber (for the campaign given as ``campaign_id``).
     unsubscribe_url = fields.String()

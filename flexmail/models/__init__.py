@@ -5,6 +5,7 @@ from flexmail.models.audit import AuditEntry
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
+from flexmail.models.leases import Lease
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
 from flexmail.models.subscriptions import Subscription
@@ -20,6 +21,7 @@ __all__ = [
     "ConsentEvent",
     "ForwardOptOut",
     "ForwardQuota",
+    "Lease",
     "LedgerHead",
     "MailingList",
     "OutboxMessage",

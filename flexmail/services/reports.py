@@ -10,17 +10,21 @@ only when exactly one account has it (a complaint is about one sender).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from flexmail.domain.addresses import InvalidAddress
+from flexmail.domain.consent import EventType
 from flexmail.domain.reports import parse_report
 from flexmail.extensions import db
 from flexmail.models import OutboxMessage, Subscription
-from flexmail.services.context import setting
+from flexmail.services.context import RequestMeta, setting
+from flexmail.services.proof import record_event
 from flexmail.services.suppression_store import Actor, add_entries, hasher, normalizer
 from flexmail.services.unit_of_work import unit_of_work
 from flexmail.services.unsubscribe import inbound_domain
@@ -108,3 +112,35 @@ def _targets(report) -> tuple[dict[int, dict[str, str | None]], int]:
         for account_id in accounts:
             targets[account_id][key] = normalized
     return targets, unmatched
+
+
+#: Enhanced status codes that say the address itself does not exist (standards L1).
+_ADDRESS_GONE = {"5.1.1", "5.1.2", "5.1.10"}
+_USER_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|does not exist|unknown recipient|"
+                           r"invalid recipient", re.IGNORECASE)
+
+
+def record_smtp_refusal(session, *, subscription_id: int, outbox_id: int, message_id: str, code: int,
+                        text: str, at: dt.datetime) -> str:
+    """A 5xx from our relay at RCPT or DATA, treated as a report (in the caller's transaction).
+
+    Classifies it (for now minimally: 5.1.1, 5.1.2 or 5.1.10, or without an enhanced status
+    a 550/551/553 whose text says the user is unknown, is ``hard`` and is suppressed for the
+    account with reason ``hard_bounce``; anything else is ``other`` and suppresses nobody),
+    and records a ``confirmation_failed`` event with the code and the diagnostic, so the
+    proof says why the mail did not go out. Returns the class.
+    """
+    match = re.match(r"\s*(\d\.\d{1,3}\.\d{1,3})\b", text or "")
+    status = match.group(1) if match else None
+    hard = status in _ADDRESS_GONE or (
+        status is None and code in (550, 551, 553) and bool(_USER_UNKNOWN.search(text or "")))
+    sub = session.get(Subscription, subscription_id)
+    record_event(session, sub, EventType.CONFIRMATION_FAILED, meta=RequestMeta(at=at), source="mail", details={
+        "outbox_id": outbox_id, "message_id": message_id, "reason": "refused", "smtp_code": code,
+        "smtp_status": status, "diagnostic": text, "class": "hard" if hard else "other"})
+    if hard:
+        add_entries(session, account_id=sub.account_id, kind="address", items={sub.address_hash: sub.email},
+                    reason="hard_bounce", source="smtp:refusal", actor=MAIL_SYSTEM, event_source="mail", at=at)
+    log.info("outbox %s refused by the relay (%s %s): %s", outbox_id, code, status or "-",
+             "hard, suppressed" if hard else "not suppressed")
+    return "hard" if hard else "other"
