@@ -46,7 +46,8 @@ def test_a_48_hour_relay_outage_loses_nothing_and_each_mail_goes_out_once(frozen
     subs = [_signup(client, list_id, headers, f"p{i}@example.com") for i in range(3)]
     steps = run_until(app, worker, START + dt.timedelta(hours=48))
     assert clock.now() >= START + dt.timedelta(hours=47)
-    assert all(r.status == "pending" and r.attempts >= 50 for r in rows(app)), [(r.status, r.attempts) for r in rows(app)]
+    waiting = [(r.status, r.attempts) for r in rows(app)]
+    assert all(status == "pending" and attempts >= 50 for status, attempts in waiting), waiting
     assert steps >= 50
     sink = ScriptedRelay()
     with relay(sink, port):
