@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 #: The lease whose holder is the installation's one sweeper.
 SWEEPER_LEASE = "outbox-sweeper"
 
+#: A batch records its outcomes (one transaction) after every this many mails.
+RECORD_EVERY = 10
 #: Rows whose mail may still be sent (again): a re-send or erasure acts on these.
 OPEN = ("pending", "failed")
 
@@ -109,6 +111,11 @@ class _Batch:
     lease: dt.datetime
     jobs: list[_Job] = field(default_factory=list)
     outcomes: dict[int, str] = field(default_factory=dict)
+    transport: object = None
+    sender: str = ""
+    deadline: float = 0.0
+    #: Set when the relay could not be reached (no reply): the rest of the batch is not tried.
+    unreachable: Failure | None = None
 
 
 def send_outbox(message_id: int) -> str:
@@ -120,9 +127,12 @@ def send_outbox(message_id: int) -> str:
     if _recently_done(message_id):
         return "not-claimed"
     batch = _claim(message_id, setting("OUTBOX_BATCH"))
-    if batch.jobs:
-        _deliver(batch)
-        _finish(batch)
+    # Outcomes are recorded every few mails, so a worker killed mid-batch leaves at most
+    # that many mails sent but unrecorded (sent again after the lease).
+    for start in range(0, len(batch.jobs), RECORD_EVERY):
+        chunk = batch.jobs[start:start + RECORD_EVERY]
+        _deliver(batch, chunk)
+        _finish(batch, chunk)
     _remember_done(pk for pk, outcome in batch.outcomes.items() if outcome in ("sent", "skipped"))
     return batch.outcomes.get(message_id, "not-claimed")
 
@@ -206,27 +216,28 @@ def _skip_reason(message: OutboxMessage, sub: Subscription) -> str | None:
     return None
 
 
-def _deliver(batch: _Batch) -> None:
+def _deliver(batch: _Batch, jobs: list[_Job]) -> None:
     """Send each claimed mail; stop before the lease could lapse and give the rest back."""
-    transport = get_transport(setting("MAIL_URL"))
-    sender = reports.bounce_address()
-    deadline = time.monotonic() + setting("OUTBOX_LEASE_SECONDS") / 2
-    for index, job in enumerate(batch.jobs):
-        if time.monotonic() > deadline:
-            for rest in batch.jobs[index:]:
-                rest.outcome = "released"
-            return
+    if batch.transport is None:
+        batch.transport = get_transport(setting("MAIL_URL"))
+        batch.sender = reports.bounce_address()
+        batch.deadline = time.monotonic() + setting("OUTBOX_LEASE_SECONDS") / 2
+    for job in jobs:
+        if batch.unreachable is not None:  # the relay did not answer: the rest would fail alike
+            job.outcome, job.failure, job.at = "retry", batch.unreachable, now()
+            continue
+        if time.monotonic() > batch.deadline:
+            job.outcome = "released"
+            continue
         try:
-            transport.send_bytes(job.body, sender=sender, recipients=[job.recipient])
+            batch.transport.send_bytes(job.body, sender=batch.sender, recipients=[job.recipient])
         except Exception as exc:  # every failure is recorded on the row; nothing is raised
             failure = _redacted(failure_of(exc), job.recipient)
             job.outcome, job.failure, job.at = ("bounced" if failure.permanent else "retry"), failure, now()
             log.warning("outbox %s attempt %s failed: %s %s", job.id, job.attempts, failure.code or "",
                         failure.status or type(exc).__name__)
-            if failure.code is None:  # no reply at all: the relay is unreachable, the rest would fail alike
-                for rest in batch.jobs[index + 1:]:
-                    rest.outcome, rest.failure, rest.at = "retry", failure, job.at
-                return
+            if failure.code is None:
+                batch.unreachable = failure
             continue
         job.outcome, job.at = "sent", now()
 
@@ -237,16 +248,16 @@ def _redacted(failure: Failure, address: str) -> Failure:
     return Failure(failure.permanent, failure.code, failure.status, text)
 
 
-def _finish(batch: _Batch) -> None:
-    """Record every outcome in one transaction: rows, ``confirmation_sent`` events, refusals."""
-    ids = [job.id for job in batch.jobs]
+def _finish(batch: _Batch, chunk: list[_Job]) -> None:
+    """Record outcomes in one transaction: rows, ``confirmation_sent`` events, refusals."""
+    ids = [job.id for job in chunk]
     with unit_of_work() as uow:
         session = uow.session
         # Rows whose claim lapsed and were taken by another worker meanwhile are not ours to record.
         owned = set(session.scalars(
             select(OutboxMessage.id).where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending",
                                            OutboxMessage.claimed_until == batch.lease).with_for_update()))
-        jobs = [job for job in batch.jobs if job.id in owned]
+        jobs = [job for job in chunk if job.id in owned]
         subs = {s.id: s for s in session.scalars(
             select(Subscription).where(Subscription.id.in_({job.subscription_id for job in jobs})))}
         updates = [_row_update(job) for job in jobs]
