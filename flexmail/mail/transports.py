@@ -108,10 +108,16 @@ class SMTPTransport:
 
     def send_bytes(self, data: bytes, *, sender: str, recipients: list[str]) -> None:
         """Send ``data`` as it is. Raises smtplib's errors (see ``failure_of``)."""
-        needs_utf8 = any(not a.isascii() for a in [sender, *recipients])
         smtp = self._connection()
+        options = []
+        if any(not a.isascii() for a in [sender, *recipients]):
+            options.append("SMTPUTF8")
         try:
-            smtp.sendmail(sender, recipients, data, mail_options=["SMTPUTF8"] if needs_utf8 else [])
+            if not data.isascii():  # 8bit parts (UTF-8 text): say so where the relay knows how
+                smtp.ehlo_or_helo_if_needed()
+                if smtp.has_extn("8bitmime"):
+                    options.append("BODY=8BITMIME")
+            smtp.sendmail(sender, recipients, data, mail_options=options)
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
             if getattr(exc, "smtp_code", 0) == 421:  # the relay is closing the connection
                 self.close()

@@ -10,8 +10,10 @@ not come through intact), that mail is rendered on its own.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 
 from flask import current_app, render_template
 
@@ -73,19 +75,22 @@ def render_confirmation(message, sub, lst, *, cache: RenderCache | None = None) 
     confirm_url = f"{base}/confirm/{signer().dumps(Purpose.CONFIRM, ids)}"
     cancel_url = f"{base}/not-me/{signer().dumps(Purpose.CANCEL, ids)}"
     lang = language_of(sub, lst)
-    key = (lst.id, lst.name, lst.sender_name, lang, sub.consent_text)
+    subject = _subject(lst, lang)
+    key = (lst.id, lst.name, lst.sender_name, lst.sender_email, lang, sub.consent_text)
     if key not in cache.parts:
         cache.parts[key] = _texts(lst, sub, lang, _CONFIRM_MARK, _CANCEL_MARK)
     text, html = cache.parts[key]
     if all(part.count(_CONFIRM_MARK) == 1 and part.count(_CANCEL_MARK) == 1 for part in (text, html)):
         text, html = (part.replace(_CONFIRM_MARK, confirm_url).replace(_CANCEL_MARK, cancel_url)
                       for part in (text, html))
-    else:
+        data = _from_skeleton(cache, key, lst, subject, sub.email, message.message_id, confirm_url, cancel_url)
+    else:  # the template does more with a link than print it: render this mail on its own
         text, html = _texts(lst, sub, lang, confirm_url, cancel_url)
-    subject = _subject(lst, lang)
-    mail = compose(sender_name=lst.sender_name, sender_email=lst.sender_email, to=sub.email, subject=subject,
-                   text=text, html=html, message_id=message.message_id, date=now())
-    data = mail.as_bytes()
+        data = None
+    if data is None:
+        data = compose(sender_name=lst.sender_name, sender_email=lst.sender_email, to=sub.email, subject=subject,
+                       text=text, html=html, message_id=message.message_id, date=now(),
+                       cte=_cte(text, html)).as_bytes()
     summary = {
         "subject": subject, "message_id": message.message_id, "outbox_id": message.id,
         "template_version": cache.version(CONFIRM_TEMPLATE),
@@ -96,6 +101,50 @@ def render_confirmation(message, sub, lst, *, cache: RenderCache | None = None) 
         "from": lst.sender_email,
     }
     return data, summary
+
+
+#: Lines up to this long are sent as they are (7bit/8bit): RFC 5322 allows 998 octets, and
+#: a link of up to ``_MAX_LINK`` characters still fits after it replaces its marker.
+_MAX_PLAIN_LINE = 500
+_MAX_LINK = 400
+_TO_MARK = "flexmail-recipient@marker.invalid"
+_ID_MARK = "<flexmail-message-id@marker.invalid>"
+_DATE_MARK = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def _cte(text: str, html: str) -> str | None:
+    """7bit or 8bit when every line is short enough, so links stay readable in the raw mail
+    and a per-list skeleton can take them in; else let the email package choose."""
+    lines = [line for part in (text, html) for line in part.encode().splitlines()]
+    if max((len(line) for line in lines), default=0) > _MAX_PLAIN_LINE:
+        return None
+    return "7bit" if (text + html).isascii() else "8bit"
+
+
+def _from_skeleton(cache, key, lst, subject, to, message_id, confirm_url, cancel_url) -> bytes | None:
+    """The mail as ``compose`` would make it, from the list's skeleton with markers in place
+    of the recipient, Message-ID, date and links; None when that cannot be exact."""
+    if not to.isascii() or len(to) > 60 or max(len(confirm_url), len(cancel_url)) > _MAX_LINK:
+        return None  # compose would write or fold these headers differently
+    skel_key = ("skeleton", *key)
+    if skel_key not in cache.parts:
+        text, html = cache.parts[key]
+        cte = _cte(text, html)
+        skeleton = None
+        if cte is not None:
+            skeleton = compose(sender_name=lst.sender_name, sender_email=lst.sender_email, to=_TO_MARK,
+                               subject=subject, text=text, html=html, message_id=_ID_MARK, date=_DATE_MARK,
+                               cte=cte).as_bytes()
+            markers = {_TO_MARK: 1, _ID_MARK: 1, format_datetime(_DATE_MARK): 1, _CONFIRM_MARK: 2, _CANCEL_MARK: 2}
+            if any(skeleton.count(m.encode()) != count for m, count in markers.items()):
+                skeleton = None
+        cache.parts[skel_key] = skeleton
+    skeleton = cache.parts[skel_key]
+    if skeleton is None:
+        return None
+    return (skeleton.replace(_TO_MARK.encode(), to.encode()).replace(_ID_MARK.encode(), message_id.encode())
+            .replace(format_datetime(_DATE_MARK).encode(), format_datetime(now().astimezone(dt.UTC)).encode())
+            .replace(_CONFIRM_MARK.encode(), confirm_url.encode()).replace(_CANCEL_MARK.encode(), cancel_url.encode()))
 
 
 def _digest(content: str) -> str:

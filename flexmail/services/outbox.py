@@ -44,7 +44,7 @@ from flexmail.services.confirmation_mail import RenderCache, render_confirmation
 from flexmail.services.context import RequestMeta, setting
 from flexmail.services.errors import NotFound, NothingToResend, Suppressed
 from flexmail.services.proof import record_event
-from flexmail.services.suppressions import blocks_confirmation
+from flexmail.services.suppressions import blocks_confirmation, blocks_confirmations
 from flexmail.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -188,19 +188,24 @@ def _claim(message_id: int, limit: int) -> _Batch:
             .join(MailingList, MailingList.id == Subscription.list_id)
             .where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
             .execution_options(populate_existing=True)).all()
-        cache = RenderCache()
+        blocked = blocks_confirmations([sub for message, sub, _ in rows if _mailable(message, sub)])
+        cache, changes = RenderCache(), []
         for message, sub, lst in rows:
-            reason = _skip_reason(message, sub)
+            reason = _skip_reason(message, sub) or ("suppressed" if blocked.get(sub.id) else None)
             if reason:
-                message.status, message.last_error, message.body, message.claimed_until = "skipped", reason, None, None
+                changes.append({"id": message.id, "status": "skipped", "last_error": reason, "body": None,
+                                "claimed_until": None})
                 batch.outcomes[message.id] = "skipped"
                 log.info("outbox %s skipped: %s", message.id, reason)
                 continue
-            if message.body is None:
-                message.body, message.summary = render_confirmation(message, sub, lst, cache=cache)
-                message.rendered_at = now()
-            batch.jobs.append(_Job(message.id, sub.id, message.message_id, message.attempts, message.body,
-                                   dict(message.summary), sub.email))
+            body, summary = message.body, message.summary
+            if body is None:
+                body, summary = render_confirmation(message, sub, lst, cache=cache)
+                changes.append({"id": message.id, "body": body, "summary": summary, "rendered_at": now()})
+            batch.jobs.append(_Job(message.id, sub.id, message.message_id, message.attempts, body, dict(summary),
+                                   sub.email))
+        if changes:  # the rendered bytes are stored before the first attempt sends them
+            session.execute(update(OutboxMessage), changes)
     return batch
 
 
@@ -211,9 +216,11 @@ def _skip_reason(message: OutboxMessage, sub: Subscription) -> str | None:
         return f"subscription is {sub.status.value}"
     if sub.email is None:
         return "address erased"
-    if blocks_confirmation(sub) is not None:
-        return "suppressed"
     return None
+
+
+def _mailable(message: OutboxMessage, sub: Subscription) -> bool:
+    return _skip_reason(message, sub) is None
 
 
 def _deliver(batch: _Batch, jobs: list[_Job]) -> None:
@@ -263,20 +270,22 @@ def _finish(batch: _Batch, chunk: list[_Job]) -> None:
         updates = [_row_update(job) for job in jobs]
         if updates:
             session.execute(update(OutboxMessage), updates)
-        for job in jobs:
-            batch.outcomes[job.id] = "not-claimed" if job.outcome == "released" else job.outcome
-            sub = subs[job.subscription_id]
-            if job.outcome == "sent":
-                record_event(session, sub, EventType.CONFIRMATION_SENT, meta=RequestMeta(at=job.at),
-                             source="system", details=job.summary)
-            elif job.outcome == "bounced":
-                f = job.failure
-                reports.record_smtp_refusal(session, subscription_id=sub.id, outbox_id=job.id,
-                                            message_id=job.message_id, code=f.code, text=f.text, at=job.at)
-            elif job.outcome == "retry" and job.attempts >= setting("OUTBOX_MAX_ATTEMPTS"):
-                batch.outcomes[job.id] = "failed"
-                record_event(session, sub, EventType.CONFIRMATION_FAILED, meta=RequestMeta(at=job.at),
-                             source="system", details=_failure_details(job, "attempts_exhausted"))
+        # Events go in with the commit, in one batch: the ledger's head query need not flush each.
+        with session.no_autoflush:
+            for job in jobs:
+                batch.outcomes[job.id] = "not-claimed" if job.outcome == "released" else job.outcome
+                sub = subs[job.subscription_id]
+                if job.outcome == "sent":
+                    record_event(session, sub, EventType.CONFIRMATION_SENT, meta=RequestMeta(at=job.at),
+                                 source="system", details=job.summary)
+                elif job.outcome == "bounced":
+                    f = job.failure
+                    reports.record_smtp_refusal(session, subscription_id=sub.id, outbox_id=job.id,
+                                                message_id=job.message_id, code=f.code, text=f.text, at=job.at)
+                elif job.outcome == "retry" and job.attempts >= setting("OUTBOX_MAX_ATTEMPTS"):
+                    batch.outcomes[job.id] = "failed"
+                    record_event(session, sub, EventType.CONFIRMATION_FAILED, meta=RequestMeta(at=job.at),
+                                 source="system", details=_failure_details(job, "attempts_exhausted"))
     for job in jobs:
         if job.outcome == "sent":
             log.info("outbox %s sent for subscription %s", job.id, job.subscription_id)
