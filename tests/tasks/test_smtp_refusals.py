@@ -116,3 +116,22 @@ def test_554_policy_refusal_at_data_bounces_without_suppressing_and_can_be_resen
         step(app, worker)
     assert len(sink.delivered) == 1
     assert sink.delivered[0].content == sink.data_seen[0]  # the same bytes as the refused attempt
+
+
+def test_erasure_clears_the_stored_message_of_a_refused_mail(app_with_list, worker_for):
+    """A bounced row keeps its rendered bytes for a re-send; erasing the person removes them."""
+    sink = ScriptedRelay(data=["554 5.7.1 blocked"])
+    with relay(sink):
+        app, client, list_id, headers = app_with_list(MAIL_URL=sink.url)
+        worker = worker_for(app)
+        _signup(client, list_id, headers)
+        worker.drain()
+    [row] = rows(app)
+    assert row.status == "bounced" and ADDRESS.encode() in row.body
+    from flexmail.services import accounts
+
+    with app.app_context():
+        compliance = {"Authorization": f"Bearer {accounts.create_key(1, scopes=['compliance', 'marketer'])}"}
+    assert client.post("/api/v1/erasures", json={"email": ADDRESS}, headers=compliance).status_code in (200, 202)
+    [row] = rows(app)
+    assert row.body is None
