@@ -40,6 +40,7 @@ from flexmail.extensions import db
 from flexmail.mail.transports import Failure, failure_of, get_transport
 from flexmail.models import MailingList, OutboxMessage, Subscription
 from flexmail.services import leases, reports
+from flexmail.services.addressing import bounce_address
 from flexmail.services.confirmation_mail import RenderCache, render_confirmation
 from flexmail.services.context import RequestMeta, setting
 from flexmail.services.errors import NotFound, NothingToResend, Suppressed
@@ -227,7 +228,7 @@ def _deliver(batch: _Batch, jobs: list[_Job]) -> None:
     """Send each claimed mail; stop before the lease could lapse and give the rest back."""
     if batch.transport is None:
         batch.transport = get_transport(setting("MAIL_URL"))
-        batch.sender = reports.bounce_address()
+        batch.sender = bounce_address()
         batch.deadline = time.monotonic() + setting("OUTBOX_LEASE_SECONDS") / 2
     for job in jobs:
         if batch.unreachable is not None:  # the relay did not answer: the rest would fail alike
