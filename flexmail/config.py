@@ -40,6 +40,9 @@ DEFAULTS = {
     "OUTBOX_MAX_ATTEMPTS": 64,
     # A worker claims up to this many due rows at once and sends them over one connection.
     "OUTBOX_BATCH": 50,
+    # ... and records their outcomes every this many mails: a worker killed mid-batch re-sends
+    # at most this many (per thread) after the lease; fewer transactions cost less per mail.
+    "OUTBOX_RECORD_EVERY": 25,
     "EMBEDDED_WORKER": True,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     # Suppression checks, bulk adds and imports carry up to 100,000 addresses: their routes

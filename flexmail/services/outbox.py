@@ -53,8 +53,6 @@ log = logging.getLogger(__name__)
 #: The lease whose holder is the installation's one sweeper.
 SWEEPER_LEASE = "outbox-sweeper"
 
-#: A batch records its outcomes (one transaction) after every this many mails.
-RECORD_EVERY = 10
 #: Rows whose mail may still be sent (again): a re-send or erasure acts on these.
 OPEN = ("pending", "failed")
 
@@ -128,10 +126,12 @@ def send_outbox(message_id: int) -> str:
     if _recently_done(message_id):
         return "not-claimed"
     batch = _claim(message_id, setting("OUTBOX_BATCH"))
-    # Outcomes are recorded every few mails, so a worker killed mid-batch leaves at most
-    # that many mails sent but unrecorded (sent again after the lease).
-    for start in range(0, len(batch.jobs), RECORD_EVERY):
-        chunk = batch.jobs[start:start + RECORD_EVERY]
+    # Outcomes are recorded (one transaction) every OUTBOX_RECORD_EVERY mails, so a worker
+    # killed mid-batch leaves at most that many mails sent but unrecorded (sent again after
+    # the lease); fewer transactions cost less per mail.
+    every = max(1, setting("OUTBOX_RECORD_EVERY"))
+    for start in range(0, len(batch.jobs), every):
+        chunk = batch.jobs[start:start + every]
         _deliver(batch, chunk)
         _finish(batch, chunk)
     _remember_done(pk for pk, outcome in batch.outcomes.items() if outcome in ("sent", "skipped"))
