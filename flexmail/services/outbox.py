@@ -201,7 +201,14 @@ def _claim(message_id: int, limit: int) -> _Batch:
                 continue
             body, summary = message.body, message.summary
             if body is None:
-                body, summary = render_confirmation(message, sub, lst, cache=cache)
+                try:
+                    body, summary = render_confirmation(message, sub, lst, cache=cache)
+                except Exception as exc:  # one mail that cannot be rendered must not hold up the batch
+                    log.exception("outbox %s could not be rendered", message.id)
+                    changes.append({"id": message.id, "status": "failed", "claimed_until": None,
+                                    "last_error": f"rendering failed: {type(exc).__name__}"})
+                    batch.outcomes[message.id] = "failed"
+                    continue
                 changes.append({"id": message.id, "body": body, "summary": summary, "rendered_at": now()})
             batch.jobs.append(_Job(message.id, sub.id, message.message_id, message.attempts, body, dict(summary),
                                    sub.email))

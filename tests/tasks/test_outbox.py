@@ -126,3 +126,27 @@ def test_failing_transport_schedules_the_row_and_sends_it_when_due(app_config, m
         clock.freeze(row.next_attempt_at)
         assert outbox.send_outbox(1) == "sent"
         assert outbox.send_outbox(1) == "not-claimed"
+
+
+def test_a_mail_that_cannot_be_rendered_fails_alone(app, create_list, subscribe, worker, maildir, monkeypatch):
+    """A row whose rendering raises is marked failed with the reason; the other rows of its batch go out."""
+    from flexmail.services import confirmation_mail
+
+    monkeypatch.setattr(outbox, "_enqueue", lambda message_id: None)
+    lst = create_list()
+    for i in range(3):
+        subscribe(lst["id"], email=f"r{i}@example.com")
+    render = confirmation_mail.render_confirmation
+
+    def broken_for_the_second(message, sub, lst, **kw):
+        if message.id == 2:
+            raise RuntimeError("template bug")
+        return render(message, sub, lst, **kw)
+
+    monkeypatch.setattr(outbox, "render_confirmation", broken_for_the_second)
+    with app.app_context():
+        assert outbox.send_outbox(1) == "sent"
+        row = db.session.get(OutboxMessage, 2)
+        assert (row.status, row.last_error) == ("failed", "rendering failed: RuntimeError")
+    assert len(maildir()) == 2
+    assert [status for status, _ in _outbox_rows(app)] == ["sent", "failed", "sent"]
