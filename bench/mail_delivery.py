@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import secrets
 import smtplib
 import subprocess
@@ -38,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 
+from bench.common import machine  # noqa: E402
+
 CONSENT = "Send me the bench newsletter. I can unsubscribe at any time."
 SINK = textwrap.dedent("""
     import sys, time
@@ -51,15 +52,6 @@ SINK = textwrap.dedent("""
     sys.stdin.read()
     c.stop()
 """)
-
-
-def machine() -> str:
-    model = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()}"
 
 
 def free_port() -> int:
@@ -173,36 +165,40 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def middleware_cost(app, messages: int) -> dict[str, float]:
-    """Microseconds per message of a no-op actor on a StubBroker with various middleware."""
+def middleware_cost(app, messages: int, rounds: int = 3) -> dict[str, float]:
+    """Microseconds per message of a no-op actor on a StubBroker with various middleware
+    (the setups interleaved, ``rounds`` times; the median of each)."""
+    import statistics
+
     import dramatiq
     from dramatiq.brokers.stub import StubBroker
     from dramatiq.middleware import default_middleware
 
     from flexmail.broker import AppContextMiddleware
 
-    setups = {"none": [], "dramatiq default": [m() for m in default_middleware],
-              "default + app context": [m() for m in default_middleware] + [AppContextMiddleware(app)]}
-    costs = {}
-    for name, middleware in setups.items():
-        broker = StubBroker(middleware=middleware)
-        broker.emit_after("process_boot")
+    setups = {"none": lambda: [], "dramatiq default": lambda: [m() for m in default_middleware],
+              "default + app context": lambda: [m() for m in default_middleware] + [AppContextMiddleware(app)]}
+    costs: dict[str, list[float]] = {name: [] for name in setups}
+    for _ in range(rounds):
+        for name, middleware in setups.items():
+            broker = StubBroker(middleware=middleware())
+            broker.emit_after("process_boot")
 
-        @dramatiq.actor(broker=broker, queue_name="noop")
-        def noop(i):
-            return None
+            @dramatiq.actor(broker=broker, queue_name="noop")
+            def noop(i):
+                return None
 
-        for i in range(messages):
-            noop.send(i)
-        worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=10)
-        started = time.perf_counter()
-        worker.start()
-        broker.join("noop")
-        worker.join()
-        costs[name] = (time.perf_counter() - started) / messages * 1e6
-        worker.stop()
-        broker.close()
-    return costs
+            for i in range(messages):
+                noop.send(i)
+            worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=10)
+            started = time.perf_counter()
+            worker.start()
+            broker.join("noop")
+            worker.join()
+            costs[name].append((time.perf_counter() - started) / messages * 1e6)
+            worker.stop()
+            broker.close()
+    return {name: statistics.median(values) for name, values in costs.items()}
 
 
 def main() -> None:
