@@ -5,9 +5,11 @@ from flexmail.models.audit import AuditEntry
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
+from flexmail.models.idempotency import IdempotencyRecord
 from flexmail.models.leases import Lease
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
+from flexmail.models.spool import SpoolApplied
 from flexmail.models.subscriptions import Subscription
 from flexmail.models.suppression_imports import SuppressionImport
 from flexmail.models.suppressions import Suppression, SuppressionLift
@@ -21,10 +23,12 @@ __all__ = [
     "ConsentEvent",
     "ForwardOptOut",
     "ForwardQuota",
+    "IdempotencyRecord",
     "Lease",
     "LedgerHead",
     "MailingList",
     "OutboxMessage",
+    "SpoolApplied",
     "Subscription",
     "Suppression",
     "SuppressionImport",

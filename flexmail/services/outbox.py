@@ -390,11 +390,14 @@ def latest_confirmation(subscription_id: int) -> OutboxMessage | None:
         .order_by(OutboxMessage.id.desc()).limit(1))
 
 
-def confirmation_state(subscription_id: int) -> dict | None:
-    """The delivery state of the latest confirmation mail (for the API), or None."""
+def confirmation_state(subscription_id: int) -> dict:
+    """The delivery state of the latest confirmation mail (for the API); status ``none``
+    when no confirmation mail was ever queued."""
     row = latest_confirmation(subscription_id)
     if row is None:
-        return None
+        return {"outbox_id": None, "message_id": None, "status": "none", "attempts": 0, "queued_at": None,
+                "sent_at": None, "next_attempt_at": None, "last_error": None, "error_code": None,
+                "error_status": None}
     return {
         "outbox_id": row.id, "message_id": row.message_id, "status": row.status, "attempts": row.attempts,
         "queued_at": iso(row.created_at), "sent_at": iso(row.sent_at),

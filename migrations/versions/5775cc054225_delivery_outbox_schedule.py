@@ -1,7 +1,7 @@
 """delivery: the retry schedule and rendered bytes on outbox rows; leases (one sweeper)
 
 Revision ID: 5775cc054225
-Revises: 0a5d2dca01fa
+Revises: 5b7c0d2f1a93
 Create Date: 2026-11-29 17:43:04.580985
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5775cc054225'
-down_revision = '0a5d2dca01fa'
+down_revision = '5b7c0d2f1a93'
 branch_labels = None
 depends_on = None
 
