@@ -53,7 +53,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     cli.init_app(app)
 
-    if (app.config["BROKER_URL"] == "stub" and app.config["EMBEDDED_WORKER"]
-            and not app.config.get("TESTING")):
-        broker_module.start_embedded_worker(app, broker)
+    if app.config["BROKER_URL"] == "stub" and app.config["EMBEDDED_WORKER"]:
+        broker_module.start_worker_with_first_request(app, broker)
     return app

@@ -44,6 +44,16 @@ DEFAULTS = {
     "OUTBOX_LEASE_SECONDS": 120,
     "OUTBOX_SWEEP_INTERVAL": 30,
     "OUTBOX_SWEEP_GRACE": 10,
+    # The retry schedule on each outbox row: 30 s doubling to 1 h, with jitter; 64 attempts
+    # span at least 51 h, so a relay outage of up to 48 h loses nothing (domain/retry.py).
+    "OUTBOX_RETRY_BASE": 30,
+    "OUTBOX_RETRY_CAP": 3600,
+    "OUTBOX_MAX_ATTEMPTS": 64,
+    # A worker claims up to this many due rows at once and sends them over one connection.
+    "OUTBOX_BATCH": 50,
+    # ... and records their outcomes every this many mails: a worker killed mid-batch re-sends
+    # at most this many (per thread) after the lease; fewer transactions cost less per mail.
+    "OUTBOX_RECORD_EVERY": 25,
     # Opt-out spool (database down): where it lives (None -> <instance>/spool), how large the
     # pending file may grow, and how often each long-running process drains it (0: never).
     "SPOOL_DIR": None,

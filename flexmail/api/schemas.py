@@ -142,8 +142,32 @@ class SubscriptionOut(Out):
     unsubscribed_at = UTC(allow_none=True)
 
 
+class ConfirmationDeliveryOut(Out):
+    """The latest confirmation mail of a subscription and where its delivery stands."""
+
+    #: Null (and ``status`` ``none``) when no confirmation mail was ever queued.
+    outbox_id = fields.Integer(allow_none=True)
+    message_id = fields.String(allow_none=True)
+    #: pending (queued or waiting for its next attempt), sending, sent, skipped (no longer
+    #: needed), failed (attempts used up), bounced (refused by the relay with a 5xx), or none.
+    status = fields.String(validate=validate.OneOf(["pending", "sending", "sent", "skipped", "failed", "bounced",
+                                                    "none"]))
+    attempts = fields.Integer()
+    queued_at = fields.String(allow_none=True, metadata=DATE_TIME)
+    sent_at = fields.String(allow_none=True, metadata=DATE_TIME)
+    #: While pending: when the next attempt is due.
+    next_attempt_at = fields.String(allow_none=True, metadata=DATE_TIME)
+    #: Why the last attempt failed: the relay's reply (without the address) or the error type.
+    last_error = fields.String(allow_none=True)
+    #: The relay's reply code and enhanced status code (RFC 3463) of the last failure.
+    error_code = fields.Integer(allow_none=True)
+    error_status = fields.String(allow_none=True)
+
+
 class SubscriptionDetailOut(SubscriptionOut):
     events = fields.List(fields.Nested(EventOut))
+    #: The latest confirmation mail's delivery state.
+    confirmation = fields.Nested(ConfirmationDeliveryOut)
     #: The per-recipient one-click URL (never expires) and both header values, ready to
     #: paste into a message to this subscriber (for the campaign given as ``campaign_id``).
     unsubscribe_url = fields.String(metadata=_uri())

@@ -16,6 +16,8 @@ class Status(enum.StrEnum):
 class EventType(enum.StrEnum):
     SUBSCRIBE_REQUESTED = "subscribe_requested"
     CONFIRMATION_SENT = "confirmation_sent"
+    #: The confirmation mail could not be delivered: refused by the relay, or attempts used up.
+    CONFIRMATION_FAILED = "confirmation_failed"
     LINK_FETCHED = "link_fetched"
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"

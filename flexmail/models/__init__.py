@@ -8,6 +8,7 @@ from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.flood import FloodCounter
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.idempotency import IdempotencyRecord
+from flexmail.models.leases import Lease
 from flexmail.models.lists import ListLogo, MailingList
 from flexmail.models.outbox import OutboxMessage
 from flexmail.models.spool import SpoolApplied
@@ -30,6 +31,7 @@ __all__ = [
     "HookEndpoint",
     "HookEventSeen",
     "IdempotencyRecord",
+    "Lease",
     "LedgerHead",
     "ListLogo",
     "MailingList",

@@ -71,3 +71,10 @@ class NotLiftable(FlexmailError):
     code = "not_liftable"
     status = 409
 
+
+
+class NothingToResend(FlexmailError):
+    """The confirmation mail is not in a state that a re-send can change (not failed)."""
+
+    code = "nothing_to_resend"
+    status = 409
