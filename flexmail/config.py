@@ -51,6 +51,8 @@ DEFAULTS = {
     "FORWARD_MAX_ATTEMPTS": 3,
     "FORWARD_RETRY_DELAY_MS": 60_000,  # first retry; each further one waits 4x longer
     "CAMPAIGN_RECIPIENTS_BATCH": 500,
+    # Seconds between two rounds of the ledger sealer in a worker (0: only on demand).
+    "LEDGER_SEAL_INTERVAL": 5,
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}

@@ -3,7 +3,7 @@
 from flexmail.models.accounts import Account, ApiKey
 from flexmail.models.audit import AuditEntry
 from flexmail.models.campaigns import Campaign
-from flexmail.models.consent_events import ConsentEvent, LedgerHead
+from flexmail.models.consent_events import ConsentEvent, LedgerNode, LedgerTreeHead
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
@@ -20,7 +20,8 @@ __all__ = [
     "ConsentEvent",
     "ForwardOptOut",
     "ForwardQuota",
-    "LedgerHead",
+    "LedgerNode",
+    "LedgerTreeHead",
     "MailingList",
     "OutboxMessage",
     "Subscription",
