@@ -159,7 +159,11 @@ def verify_events(events: list[ConsentEvent], emails: dict[int, str | None], sig
         if error:
             problems.append({"seq": event.seq, "error": error})
             continue
-        path = inclusion_proof(event.account_id, event.seq, size)
+        try:
+            path = inclusion_proof(event.account_id, event.seq, size)
+        except LookupError as exc:  # a leaf or node the signed tree covers is gone
+            problems.append({"seq": event.seq, "error": str(exc)})
+            continue
         proofs[event.id] = path
         if not merkle.verify_inclusion(event.seq - 1, size, ledger.leaf(event.content_hash),
                                        [bytes.fromhex(p) for p in path], root):
