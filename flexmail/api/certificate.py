@@ -8,11 +8,15 @@ as artifacts. Rendering only; the facts come from services.proof.consent_history
 
 from __future__ import annotations
 
+import logging
 import os
 
 from flask import render_template
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue
+
+# fontTools logs every subsetting step at INFO; the certificate needs none of it.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 FONT_CANDIDATES = (
     os.environ.get("FLEXMAIL_PDF_FONT", ""),
@@ -66,8 +70,8 @@ class _Certificate(FPDF):
                 continue
             chunk, lines = lines[:room], lines[room:]
             mcid = self.struct_builder.next_mcid_for_page(self.page)
-            self._add_marked_content(struct_type=struct_type, mcid=mcid, title=title)
-            self._out(f"/{struct_type.lstrip('/')} <</MCID {mcid}>> BDC")
+            self._add_marked_content(struct_type=f"/{struct_type}", mcid=mcid, title=title)
+            self._out(f"/{struct_type} <</MCID {mcid}>> BDC")
             self.multi_cell(0, height, "\n".join(chunk), align="L", new_x="LMARGIN", new_y="NEXT")
             self._out("EMC")
         self.ln(gap)
