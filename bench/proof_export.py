@@ -117,6 +117,16 @@ def copy_baseline(url: str, account_id: int) -> tuple[float, int]:
     return elapsed, size
 
 
+def _peak_rss_kb() -> int:
+    """This process's peak resident set (VmHWM). ru_maxrss is not used: on Linux it keeps the
+    parent's high-water mark across fork and exec, so it would report the seeding process."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _export_child(url, account_id, fmt, limit_seq, verify, queue):
     from flexmail import create_app
     from flexmail.services import export
@@ -125,7 +135,7 @@ def _export_child(url, account_id, fmt, limit_seq, verify, queue):
     with app.app_context():
         until = START + dt.timedelta(seconds=limit_seq + 1) if limit_seq else None
         request = export.ExportRequest(account_id, None, None, until, fmt)  # N/10: same code, fewer rows
-        base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base_rss = _peak_rss_kb()
         kept = io.BytesIO() if verify else None
         started, size, rows = time.perf_counter(), 0, 0
         for chunk in export.start_export(request, principal=None):
@@ -134,7 +144,7 @@ def _export_child(url, account_id, fmt, limit_seq, verify, queue):
             if kept is not None:
                 kept.write(chunk)
         elapsed = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = _peak_rss_kb()
         verdict = None
         if kept is not None:
             check = export.verify_export(io.StringIO(kept.getvalue().decode(), newline=""))

@@ -130,10 +130,17 @@ def _sql_escape(expr: str) -> str:
             f"THEN '''' || {expr} ELSE {expr} END")
 
 
-#: clock.iso in SQL: UTC, seconds, microseconds only when not zero, then Z.
-_US = "(date_part('microseconds', e.at)::bigint %% 1000000)"  # %% : psycopg placeholders
-_SQL_AT = (f"to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN {_US} = 0 THEN '' "
-           f"ELSE '.' || lpad({_US}::text, 6, '0') END || 'Z'")
+#: clock.iso in SQL: UTC, microseconds only when not zero, then Z (one to_char per row).
+_SQL_AT = ("replace(to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || 'Z'")
+
+
+def _json_value(expr: str, kind: str) -> str:
+    """SQL text of one JSON value (``null`` for NULL): numbers as they are, text through to_json."""
+    if kind == "int":
+        return f"coalesce(({expr})::text, 'null')"
+    if kind == "json":
+        return f"coalesce(({expr})::text, 'null')"
+    return f"coalesce(to_json({expr})::text, 'null')"
 
 
 def _pg_sql(request: ExportRequest) -> str:
@@ -152,17 +159,23 @@ def _pg_sql(request: ExportRequest) -> str:
                  "coalesce(e.commitments::text, 'null')", "e.salt", "e.content_hash", "e.prev_hash", "e.entry_hash",
                  "coalesce(e.redacted::text, '[]')", "CASE WHEN e.tombstoned_at IS NULL THEN 'false' ELSE 'true' END"]
         return f"COPY (SELECT {', '.join(cells)} {source}) TO STDOUT (FORMAT csv, FORCE_QUOTE *)"
-    pairs = [("seq", "e.seq"), ("event_id", "e.id"), ("at", _SQL_AT), ("type", "e.type"),
-             ("account_id", "e.account_id"), ("subscription_id", "e.subscription_id"), ("list_id", "e.list_id"),
-             ("source", "e.source"), ("email", "s.email"), ("ip", "e.ip"), ("user_agent", "e.user_agent"),
-             ("details", "e.details"), ("details_hash", "e.details_hash"), ("commitments", "e.commitments"),
-             ("salt", "e.salt"), ("content_hash", "e.content_hash"), ("prev_hash", "e.prev_hash"),
-             ("entry_hash", "e.entry_hash"), ("redacted", "coalesce(e.redacted, '[]'::json)"),
-             ("tombstone", "e.tombstoned_at IS NOT NULL")]
-    body = ", ".join(f"'{k}', {v}" for k, v in pairs)
-    # One JSON text per row. CSV mode with a quote and a delimiter that JSON text never holds
-    # (it escapes control characters) writes it verbatim, where text mode would double \.
-    return (f"COPY (SELECT json_build_object({body})::text {source}) TO STDOUT "
+    pairs = [("seq", "e.seq", "int"), ("event_id", "e.id", "int"), ("at", _SQL_AT, "text"),
+             ("type", "e.type", "text"), ("account_id", "e.account_id", "int"),
+             ("subscription_id", "e.subscription_id", "int"), ("list_id", "e.list_id", "int"),
+             ("source", "e.source", "text"), ("email", "s.email", "text"), ("ip", "e.ip", "text"),
+             ("user_agent", "e.user_agent", "text"), ("details", "e.details", "json"),
+             ("details_hash", "e.details_hash", "text"), ("commitments", "e.commitments", "json"),
+             ("salt", "e.salt", "text"), ("content_hash", "e.content_hash", "text"),
+             ("prev_hash", "e.prev_hash", "text"), ("entry_hash", "e.entry_hash", "text"),
+             ("redacted", "coalesce(e.redacted::text, '[]')", "json"),
+             ("tombstone", "CASE WHEN e.tombstoned_at IS NULL THEN 'false' ELSE 'true' END", "json")]
+    parts = [f"'{'{' if i == 0 else ','}\"{key}\":' || {_json_value(expr, kind)}"
+             for i, (key, expr, kind) in enumerate(pairs)]
+    line = " || ".join(parts) + " || '}'"
+    # One JSON text per row, concatenated (json_build_object costs more). CSV mode with a quote
+    # and a delimiter that JSON text never holds (it escapes control characters) writes it
+    # verbatim, where text mode would double every backslash.
+    return (f"COPY (SELECT {line} {source}) TO STDOUT "
             "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')")
 
 
