@@ -263,3 +263,39 @@ def test_chain_still_verifies_after_an_erasure(client, runner, tmp_path, account
     proof = client.get("/api/v1/proof?email=eve@example.com", headers=account.headers).json
     assert proof["chain"]["verified"] is True
     assert any("details" in e["redacted"] for s in proof["subscriptions"] for e in s["events"])
+
+
+def test_verify_against_an_earlier_head_detects_rewritten_history(app, client, runner, tmp_path, account, history,
+                                                                   subscribe):
+    """An export checked against an earlier head verifies when that head's tree is its prefix, and fails
+    when the earlier head (validly signed) has another root over those first leaves."""
+    early = client.get("/api/v1/proof/head", headers=account.headers).json
+    news, _ = history
+    subscribe(news["id"], email="later@example.com")
+    body = _export(client, account).data
+    assert _verify(runner, tmp_path, body, head=early).exit_code == 0
+    with app.app_context():
+        from flexmail.services import signing
+
+        forged = signing.sign({k: v for k, v in early.items() if k not in ("signature", "key_id")}
+                              | {"root_hash": "ab" * 32})
+    result = _verify(runner, tmp_path, body, head=forged)
+    assert result.exit_code != 0 and "rewritten" in result.output, result.output
+
+
+def test_rows_edited_with_recomputed_hashes_fail(client, runner, tmp_path, account, history):
+    """A row whose content and content hash were both rewritten still fails (the signed digest and root)."""
+    from flexmail.domain import ledger as ledger_rules
+
+    rows = _csv_rows(_export(client, account).data)
+    header, target = rows[0], rows[2]
+    row = dict(zip(header, target, strict=True))
+    content = {"account_id": int(row["account_id"]), "seq": int(row["seq"]),
+               "subscription_id": int(row["subscription_id"]), "list_id": int(row["list_id"]),
+               "type": "unsubscribed", "at": row["at"], "source": row["source"].lstrip("'") or None,
+               "details_hash": row["details_hash"], "commitments": json.loads(row["commitments"]),
+               "prev_hash": row["prev_hash"] or None}
+    target[header.index("type")] = "unsubscribed"
+    target[header.index("content_hash")] = ledger_rules.content_hash(content)
+    result = _verify(runner, tmp_path, _csv_body(rows))
+    assert result.exit_code != 0 and "digest" in result.output, result.output
