@@ -31,6 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from bench.common import machine  # noqa: E402
+
 DB = "flexmail_bench_export"
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -166,13 +168,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", "--events", dest="rows", type=int, default=1_000_000)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--db", default=DB, help="name of the scratch database (created and dropped)")
     args = parser.parse_args()
+    db_name = args.db
     admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-    url = args.pg.rsplit("/", 1)[0] + "/" + DB
+    url = args.pg.rsplit("/", 1)[0] + "/" + db_name
     with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {DB}"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {db_name}"))
     failed = False
+    print(f"machine: {machine()}, load average {os.getloadavg()[0]:.1f}")
     try:
         t0 = time.perf_counter()
         account_id = seed(url, args.rows)
@@ -198,7 +203,7 @@ def main():
                 failed = True
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
         admin.dispose()
     if failed:
         sys.exit(1)
