@@ -17,6 +17,7 @@ from flexmail.api.schemas import (
     HeadOut,
     ProofOut,
     ProofQuery,
+    SigningKeyOut,
 )
 from flexmail.services import accounts, export, ledger, proof, sealing, signing
 
@@ -29,6 +30,10 @@ class Proof(MethodView):
 
     @blp.arguments(ProofQuery, location="query")
     @blp.response(200, ProofOut)
+    @blp.alt_response(200, description="``format=html``: the consent certificate as a page", content_type="text/html",
+                      schema={"type": "string"}, success=True)
+    @blp.alt_response(200, description="``format=pdf``: the consent certificate as a PDF",
+                      content_type="application/pdf", schema={"type": "string", "format": "binary"}, success=True)
     def get(self, query):
         """Every subscription of the address in this account with its ordered events, the
         confirmation mails as sent and the chain verification. ``format=html|pdf`` gives a
@@ -89,9 +94,10 @@ class Controller(MethodView):
 @blp.route("/key")
 class Key(MethodView):
     # Public: whoever holds a head, an export or a certificate checks it with this key alone.
+    @blp.response(200, SigningKeyOut)
     def get(self):
-        """The public key that verifies heads and export manifests (raw Ed25519, base64url).
-        Also public, without a key, at ``/proof/key`` on the service's public URL."""
+        """The public key that verifies tree heads, export manifests and certificates (raw Ed25519,
+        base64url). Readable without an API key: it is public by nature."""
         return {"algorithm": "Ed25519", "public_key": signing.public_key(), "key_id": signing.public_key()[:16]}
 
 
@@ -100,7 +106,10 @@ class Export(MethodView):
     decorators = [require_scope("compliance")]
 
     @blp.arguments(ExportQuery, location="query")
-    @blp.response(200, description="CSV or JSON Lines, streamed, ending in a signed manifest")
+    @blp.response(200, description="JSON Lines (``format=jsonl``), streamed, ending in a signed manifest",
+                  content_type="application/x-ndjson", schema={"type": "string"})
+    @blp.alt_response(200, description="CSV (``format=csv``), streamed, ending in a signed manifest",
+                      content_type="text/csv", schema={"type": "string"}, success=True)
     def get(self, query):
         """Stream the account's events (optionally one list, a time range) with a signed manifest."""
         request = export.ExportRequest(current_principal().account_id, query["list_id"], query["since"],

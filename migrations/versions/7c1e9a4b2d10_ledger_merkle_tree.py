@@ -8,13 +8,13 @@ events become the first leaves of the tree in seq order on the sealer's first ru
 signs the first head; the migration has no access to the signing key, by design).
 
 Revision ID: 7c1e9a4b2d10
-Revises: 0a5d2dca01fa
+Revises: 5b7c0d2f1a93
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "7c1e9a4b2d10"
-down_revision = "0a5d2dca01fa"
+down_revision = "5b7c0d2f1a93"
 branch_labels = None
 depends_on = None
 
