@@ -34,7 +34,7 @@ retention_cli = AppGroup("retention", help="Retention of personal data and proof
               help="A signed tree head (JSON text or a file, from GET /api/v1/proof/head) held elsewhere: "
                    "a later one detects a cut tail, an earlier one rewritten history.")
 @click.option("--public-key", "public_key", default=None,
-              help="The Ed25519 public key (GET /api/v1/proof/key) instead of this installation's.")
+              help="The Ed25519 public key (GET /proof/key) instead of this installation's.")
 def proof_verify(file, head, public_key):
     """Verify an export offline: every row's hashes and commitments, order, the RFC 9162 root
     recomputed from its leaves against the signed tree head, and the signed manifest."""

@@ -41,4 +41,5 @@ def init_app(app) -> None:
         api.register_blueprint(module.blp)
     openapi.complete(app, api)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(proof.public_bp)
     app.after_request(limits.add_headers)

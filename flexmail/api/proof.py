@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Response, stream_with_context
+from flask import Blueprint as FlaskBlueprint
+from flask import Response, jsonify, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -93,12 +94,27 @@ class Controller(MethodView):
 
 @blp.route("/key")
 class Key(MethodView):
-    # Public: whoever holds a head, an export or a certificate checks it with this key alone.
+    decorators = [require_scope("compliance")]
+
     @blp.response(200, SigningKeyOut)
     def get(self):
         """The public key that verifies tree heads, export manifests and certificates (raw Ed25519,
-        base64url). Readable without an API key: it is public by nature."""
-        return {"algorithm": "Ed25519", "public_key": signing.public_key(), "key_id": signing.public_key()[:16]}
+        base64url). The same answer is public, without an API key, at ``/proof/key``."""
+        return _key()
+
+
+def _key() -> dict:
+    return {"algorithm": "Ed25519", "public_key": signing.public_key(), "key_id": signing.public_key()[:16]}
+
+
+#: Outside the API (no key needed): whoever holds a head, an export or a certificate checks it
+#: with this public key alone; certificates print this URL.
+public_bp = FlaskBlueprint("proof_public", __name__)
+
+
+@public_bp.get("/proof/key")
+def public_key():
+    return jsonify(_key())
 
 
 @blp.route("/export")

@@ -101,7 +101,7 @@ def consent_history(account_id: int, email: str, *, list_id: int | None = None,
         "chain": {**check, "head": head},
         "controller": accounts.controller(account_id),
         "verification": {"public_key": signing.public_key(), "key_id": signing.public_key()[:16],
-                         "public_key_url": f"{setting('PUBLIC_URL')}/api/v1/proof/key"},
+                         "public_key_url": f"{setting('PUBLIC_URL')}/proof/key"},
         "generated_at": iso(now()),
     }
 

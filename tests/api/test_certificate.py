@@ -75,7 +75,7 @@ def test_pdf_certificate_is_pdfa_2b_tagged_and_complete(client, account, confirm
     flat = text.replace("\n", "")
     assert "Acme Outdoor BV" in text and "Veldstraat 1, 9000 Gent, Belgium" in text
     assert head["signature"] in flat and f"key id {head['key_id']}" in flat
-    assert "flask proof verify" in flat and "http://flexmail.test/api/v1/proof/key" in flat
+    assert "flask proof verify" in flat and "http://flexmail.test/proof/key" in flat
     assert proof["verification"]["public_key"] in flat
     assert "leaf index n-1" in flat and "(leaf 0)" in flat
     assert all(f"page {n} of {pages}" in flat for n in range(1, pages + 1))

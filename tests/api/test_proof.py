@@ -68,7 +68,7 @@ def test_person_proof_as_html_and_pdf_certificate(client, account, history):
 def test_head_is_signed_and_checks_with_the_public_key(app, client, account, history):
     """The tree head names size and root; its Ed25519 signature verifies with the key published without auth."""
     head = client.get("/api/v1/proof/head", headers=account.headers).json
-    key = client.get("/api/v1/proof/key").json
+    key = client.get("/proof/key").json
     with app.app_context():
         from flexmail.services import signing
 

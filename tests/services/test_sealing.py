@@ -137,7 +137,7 @@ def test_inclusion_proofs_in_the_person_proof_verify_and_fail_when_altered(app, 
     with app.app_context():
         from flexmail.services import signing
 
-        assert signing.verify(head, client.get("/api/v1/proof/key").json["public_key"])
+        assert signing.verify(head, client.get("/proof/key").json["public_key"])
         assert not signing.verify({**head, "root_hash": "1" * 64})
     for e in events:
         path = [bytes.fromhex(p) for p in e["inclusion_proof"]]
