@@ -18,6 +18,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -73,7 +74,16 @@ def start_export(request: ExportRequest, *, principal: Principal | None) -> Iter
     signed_head = head(request.account_id)
     span = _span(request, signed_head["tree_size"])
     db.session.commit()  # end the request's transaction: the stream outlives it
-    return _stream(request, signed_head, span)
+    stream = _stream(request, signed_head, span)
+    # Start the query now, so an error is an error answer, not a response cut short.
+    try:
+        first = next(stream)
+    except Exception as exc:
+        # SQLSTATE class 22 (data exception): a filter value PostgreSQL cannot take.
+        if str(getattr(exc, "sqlstate", "") or "").startswith("22"):
+            raise ValidationFailed("Invalid input.", fields={"since": ["out of range"]}) from None
+        raise
+    return itertools.chain([first], stream)
 
 
 def _filters(request: ExportRequest, tree_size: int) -> list:
@@ -182,12 +192,10 @@ def _pg_sql(request: ExportRequest) -> str:
 def _pg_chunks(request: ExportRequest, tree_size: int) -> Iterator[bytes]:
     params = {"account": request.account_id, "size": tree_size, "list_id": request.list_id,
               "since": request.since, "until": request.until}
-    if request.fmt == "csv":
-        yield CSV_HEADER
     raw = db.engine.raw_connection()
     try:
         cursor = raw.cursor()
-        buffer = bytearray()
+        buffer = bytearray(CSV_HEADER if request.fmt == "csv" else b"")
         with cursor.copy(_pg_sql(request), params) as copy:
             for block in copy:
                 buffer += block
