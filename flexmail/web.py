@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import Request, current_app, request
 from werkzeug.exceptions import UnprocessableEntity
-from werkzeug.routing import IntegerConverter, ValidationError
+from werkzeug.routing import IntegerConverter
 
 #: Our id columns are INTEGER: 32-bit signed on PostgreSQL. Nothing above exists.
 MAX_ID = 2**31 - 1
@@ -35,18 +35,33 @@ DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'{ui}; style-sr
 HSTS = "max-age=31536000"
 
 
+def _up_to(limit: str) -> str:
+    """A regular expression for the decimal numbers 0..``limit`` (leading zeros allowed)."""
+    options = [rf"[0-9]{{1,{len(limit) - 1}}}"] if len(limit) > 1 else []
+    for i, digit in enumerate(limit):
+        rest = len(limit) - i - 1
+        if digit != "0":
+            low = f"[0-{int(digit) - 1}]" if digit != "1" else "0"
+            options.append(limit[:i] + low + (f"[0-9]{{{rest}}}" if rest else ""))
+    options.append(limit)
+    return "(?:" + "|".join(options) + ")"
+
+
 class BoundedIntConverter(IntegerConverter):
-    """``<int:...>`` limited to 0..MAX_ID: larger values do not match the rule (404)."""
+    """``<int:...>`` limited to 0..MAX_ID, in ASCII digits.
+
+    The bound is in the regular expression, not only in ``to_python``: werkzeug answers 405
+    when a value passes a rule's regex but fails its conversion on a path that has rules
+    for other methods, and a value that matches no rule is a plain 404 on every method.
+    """
+
+    regex = _up_to(str(MAX_ID))
 
     def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):  # noqa: A002 (werkzeug's names)
         if max is None or max > MAX_ID:
             max = MAX_ID  # noqa: A001
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
-
-    def to_python(self, value: str):
-        if len(value.lstrip("-")) > 12:  # int() of a 5,000-digit path segment is not for free
-            raise ValidationError()
-        return super().to_python(value)
+        self.regex = _up_to(str(MAX_ID))  # signed=True would have set werkzeug's own
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
