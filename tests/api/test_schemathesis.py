@@ -8,6 +8,7 @@ description is made exact.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,9 +33,14 @@ def test_no_input_makes_the_api_answer_5xx(app, live_server, create_list, subscr
          "--checks", "not_a_server_error", "--max-examples", str(MAX_EXAMPLES), "--seed", "12",
          "--phases", "examples,coverage,fuzzing", "--workers", "1", "--request-timeout", "30",
          "--header", f"Authorization: {headers['Authorization']}", "--no-shrink",
-         "--suppress-health-check", "all", "--warnings", "off"],
+         "--suppress-health-check", "all", "--warnings", "off",
+         "--report", "json", "--report-json-path", str(tmp_path / "report.json")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-20000:]
-    assert "not_a_server_error" in output  # the check did run
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["complete"] and report["failures"] == [] and report["errors"] == []
+    operations = report["operations"]
+    assert operations["tested"] == operations["total"] >= 20, operations  # every API operation was exercised
+    assert report["test_cases"]["generated"] >= 20 * operations["total"]
