@@ -15,7 +15,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
-from flexmail.services import reports, unsubscribe
+from flexmail.services import addressing, reports, unsubscribe
 from flexmail.services.context import RequestMeta, setting
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def is_report_address(address: str) -> bool:
     """``bounces@`` / ``abuse@`` (FLEXMAIL_REPORT_LOCALPARTS) at the inbound domain: where
     delivery status notifications (RFC 3464) and feedback reports (RFC 5965) arrive."""
     local, _, domain = address.strip().rpartition("@")
-    return (domain.lower().rstrip(".") == unsubscribe.inbound_domain()
+    return (domain.lower().rstrip(".") == addressing.inbound_domain()
             and local.lower() in {p.strip().lower() for p in setting("REPORT_LOCALPARTS").split(",")})
 
 

@@ -50,7 +50,7 @@ from flexmail.models import (
     MailingList,
     Subscription,
 )
-from flexmail.services import reports
+from flexmail.services.addressing import bounce_address
 from flexmail.services.context import RequestMeta, hash_address, parse_address, setting, signer
 from flexmail.services.errors import BadToken, RateLimited, ValidationFailed
 from flexmail.services.suppressions import suppressed_addresses
@@ -350,7 +350,7 @@ def _deliver(campaign_id: int, sealed: str, attempt: int) -> str:
 def _try_send(mail) -> str | None:
     """Send; on failure return only the exception's type name (its text may quote the address)."""
     try:
-        get_transport(setting("MAIL_URL")).send(mail, envelope_from=reports.bounce_address())
+        get_transport(setting("MAIL_URL")).send(mail, envelope_from=bounce_address())
     except Exception as exc:
         return type(exc).__name__
     return None

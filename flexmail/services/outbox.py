@@ -25,7 +25,7 @@ from flexmail.extensions import db
 from flexmail.mail.compose import compose
 from flexmail.mail.transports import get_transport
 from flexmail.models import MailingList, OutboxMessage, Subscription
-from flexmail.services import reports
+from flexmail.services.addressing import bounce_address
 from flexmail.services.context import RequestMeta, setting, signer
 from flexmail.services.proof import record_event
 from flexmail.services.suppressions import blocks_confirmation
@@ -108,7 +108,7 @@ def send_outbox(message_id: int) -> str:
         return "skipped"
     mail, proof = _render_confirmation(message, sub, lst)
     try:
-        get_transport(setting("MAIL_URL")).send(mail, envelope_from=reports.bounce_address())
+        get_transport(setting("MAIL_URL")).send(mail, envelope_from=bounce_address())
     except Exception as exc:
         status = "failed" if message.attempts >= MAX_ATTEMPTS else "pending"
         _finish(message_id, status, f"{type(exc).__name__}")

@@ -20,10 +20,8 @@ from flexmail.domain.addresses import InvalidAddress
 from flexmail.domain.reports import parse_report
 from flexmail.extensions import db
 from flexmail.models import OutboxMessage, Subscription
-from flexmail.services.context import setting
 from flexmail.services.suppression_store import Actor, add_entries, hasher, normalizer
 from flexmail.services.unit_of_work import unit_of_work
-from flexmail.services.unsubscribe import inbound_domain
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +42,6 @@ class ReportResult:
     unmatched: int = 0
     #: Recipients the report itself says need nothing (transient failures...).
     ignored: int = 0
-
-
-def bounce_address() -> str:
-    """The envelope sender of our mail: DSNs come back here, to ``process_report``."""
-    local = setting("REPORT_LOCALPARTS").split(",")[0].strip()
-    return f"{local}@{inbound_domain()}"
 
 
 def process_report(raw: bytes) -> ReportResult:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +27,7 @@ from flexmail.extensions import db
 from flexmail.mail.headers import LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, list_unsubscribe_headers
 from flexmail.models import ConsentEvent, MailingList, Subscription
 from flexmail.services import outbox
+from flexmail.services.addressing import inbound_domain
 from flexmail.services.context import RequestMeta, setting, signer
 from flexmail.services.errors import BadToken, RateLimited, Suppressed
 from flexmail.services.lists import get_list
@@ -60,13 +60,6 @@ def unsubscribe_url(subscription_id: int, *, campaign_id: int | None = None) -> 
     """The per-recipient one-click URL: ``<PUBLIC_URL>/unsubscribe/<token>`` (no trailing slash)."""
     token = signer().dumps_untimed(Purpose.UNSUBSCRIBE, _ids(subscription_id, campaign_id))
     return f"{setting('PUBLIC_URL')}/unsubscribe/{token}"
-
-
-def inbound_domain() -> str:
-    """Where unsubscribe mail is received: FLEXMAIL_INBOUND_DOMAIN, else the PUBLIC_URL host."""
-    configured = setting("INBOUND_DOMAIN")
-    domain = configured or urlsplit(setting("PUBLIC_URL")).hostname or "localhost"
-    return domain.strip().rstrip(".").lower()
 
 
 def mailto_address(subscription_id: int, *, campaign_id: int | None = None) -> str:
