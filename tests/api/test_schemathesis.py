@@ -14,22 +14,49 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import _Account
+
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 MAX_EXAMPLES = int(os.environ.get("FLEXMAIL_SCHEMATHESIS_EXAMPLES", "25"))
 
 
-def test_no_input_makes_the_api_answer_5xx(app, live_server, create_list, subscribe, tmp_path):
+def _config(tmp_path, client, fuzzer, create_list, subscribe) -> Path:
+    """A schemathesis.toml that puts real ids into path parameters half of the time, so bodies and
+    queries also reach existing lists, subscriptions, campaigns and suppressions (the other half
+    are generated: huge, negative, not numbers)."""
+    headers = fuzzer.headers
+    lst = create_list(acct=fuzzer)
+    sub_id = subscribe(lst["id"], acct=fuzzer).json["subscription"]["id"]
+    campaign = client.post("/api/v1/campaigns", headers=headers, json={"list_id": lst["id"], "subject": "Hi",
+                                                                   "html": "<p>Hi</p>"})
+    assert campaign.status_code == 201, campaign.json
+    added = client.post("/api/v1/suppressions", headers=headers,
+                        json={"email": "gone@example.com", "reason": "manual"})
+    assert added.status_code in (200, 201), added.json
+    suppression_id = client.get("/api/v1/suppressions", headers=headers).json["items"][0]["id"]
+    ids = {"list_id": lst["id"], "subscription_id": sub_id, "campaign_id": campaign.json["id"],
+           "suppression_id": suppression_id}
+    lines = []
+    for name, value in ids.items():
+        lines += [f"[dictionaries.{name}]", f"values = [{value}]", ""]
+    lines.append("[parameters]")
+    lines += [f'"path.{name}" = {{ dictionary = "{name}", probability = 0.5 }}' for name in ids]
+    path = tmp_path / "schemathesis.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_no_input_makes_the_api_answer_5xx(app, client, live_server, create_list, subscribe, tmp_path):
     """Generated and boundary inputs (huge ids and cursors, odd text, wrong types) never get a 5xx."""
     from flexmail.services import accounts
 
     with app.app_context():
-        _, key = accounts.create_account("Fuzz", scopes=["marketer", "compliance", "admin"])
-    headers = {"Authorization": f"Bearer {key}"}
-    lst = create_list()
-    subscribe(lst["id"])
+        fuzzer = _Account(*accounts.create_account("Fuzz", scopes=["marketer", "compliance", "admin"]))
+    headers = fuzzer.headers
+    config = _config(tmp_path, client, fuzzer, create_list, subscribe)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXMAIL_")}
     result = subprocess.run(  # noqa: S603  (our own virtualenv's schemathesis)
-        [str(SCHEMATHESIS), "run", f"{live_server.url}/api/openapi.json",
+        [str(SCHEMATHESIS), "--config-file", str(config), "run", f"{live_server.url}/api/openapi.json",
          "--checks", "not_a_server_error", "--max-examples", str(MAX_EXAMPLES), "--seed", "12",
          "--phases", "examples,coverage,fuzzing", "--workers", "1", "--request-timeout", "30",
          "--header", f"Authorization: {headers['Authorization']}", "--no-shrink",
@@ -44,3 +71,5 @@ def test_no_input_makes_the_api_answer_5xx(app, live_server, create_list, subscr
     operations = report["operations"]
     assert operations["tested"] == operations["total"] >= 20, operations  # every API operation was exercised
     assert report["test_cases"]["generated"] >= 20 * operations["total"]
+    reached = report["valid_rates"]["GET /api/v1/lists/{list_id}/subscriptions"]["fuzzing"]
+    assert reached["accepted"] > 0, reached  # the real ids were used
