@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
-from flexmail.api.errors import FlexmailApi
+from flexmail.api.openapi import DocumentedApi
 
-api = FlexmailApi()
+api = DocumentedApi()
+
+SPEC_KWARGS = {
+    "info": {"description": "The consent side of email marketing: double opt-in with proof, one-click "
+                            "unsubscribe, suppression, proof export. Errors are always "
+                            "`{\"error\": {\"code\", \"message\", \"fields\"}}`; POST and DELETE accept an "
+                            "`Idempotency-Key`; every answer carries `RateLimit-*` headers."},
+    "components": {"securitySchemes": {"bearer": {
+        "type": "http", "scheme": "bearer",
+        "description": "An API key (`fm_...`). Each operation names the scope it needs (`x-scopes`); "
+                       "`admin` implies every scope."}}},
+    "security": [{"bearer": []}],
+}
 
 
 def init_app(app) -> None:
-    from flexmail.api import campaigns, erasures, lists, people, proof, subscriptions, suppressions, unsubscribes
+    from flexmail.api import (
+        campaigns,
+        docs,
+        erasures,
+        keys,
+        limits,
+        lists,
+        openapi,
+        people,
+        proof,
+        subscriptions,
+        suppressions,
+        unsubscribes,
+    )
 
-    api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (lists, subscriptions, proof, people, unsubscribes, campaigns, suppressions, erasures):
+    api.init_app(app, spec_kwargs=SPEC_KWARGS)
+    for module in (lists, subscriptions, proof, people, unsubscribes, campaigns, suppressions, erasures, keys):
         app.extensions["csrf"].exempt(module.blp)
         api.register_blueprint(module.blp)
+    openapi.complete(app, api)
+    app.register_blueprint(docs.bp)
+    app.after_request(limits.add_headers)

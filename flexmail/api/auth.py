@@ -6,7 +6,10 @@ from functools import wraps
 
 from flask import g, request
 
+from flexmail.api.idempotency import run_idempotent
+from flexmail.api.limits import check_key_limit
 from flexmail.services.accounts import Principal, authenticate
+from flexmail.services.api_keys import note_key_use
 from flexmail.services.errors import FlexmailError, Forbidden
 
 
@@ -21,7 +24,12 @@ def current_principal() -> Principal:
 
 
 def require_scope(scope: str):
-    """Decorator for views: a valid key with ``scope`` (admin implies every scope)."""
+    """Decorator for views: a valid key with ``scope`` (admin implies every scope).
+
+    It also counts the request against the key's rate limit, records the key's use and
+    runs POST and DELETE under their ``Idempotency-Key``. ``decorator.scope`` tells the
+    OpenAPI description which scope an operation needs.
+    """
 
     def decorator(view):
         @wraps(view)
@@ -31,11 +39,14 @@ def require_scope(scope: str):
             principal = authenticate(key.strip()) if kind.lower() == "bearer" else None
             if principal is None:
                 raise Unauthorized("A valid API key is required: Authorization: Bearer <key>.")
+            g.principal = principal
+            check_key_limit(principal.key_id)
+            note_key_use(principal.key_id, principal.key_prefix)
             if scope not in principal.scopes and "admin" not in principal.scopes:
                 raise Forbidden(f"This key lacks the '{scope}' scope.")
-            g.principal = principal
-            return view(*args, **kwargs)
+            return run_idempotent(principal.account_id, view, *args, **kwargs)
 
         return wrapper
 
+    decorator.scope = scope
     return decorator

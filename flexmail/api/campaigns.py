@@ -55,7 +55,8 @@ class CampaignStats(MethodView):
 class CampaignRecipients(MethodView):
     decorators = [require_scope("marketer")]
 
-    @blp.response(200, description="JSON Lines, one sendable recipient a line", content_type=JSON_LINES)
+    @blp.response(200, description="JSON Lines, one sendable recipient a line", content_type=JSON_LINES,
+                  schema={"type": "string"})
     def get(self, campaign_id):
         """Stream the sendable recipients (subscribed, not suppressed) as JSON Lines.
 

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from flexmail.api.auth import current_principal, require_scope
-from flexmail.api.schemas import AuditQuery, PeopleQuery
+from flexmail.api.schemas import AuditPage, AuditQuery, PeopleOut, PeopleQuery
 from flexmail.services import audit, people
 
 blp = Blueprint("people", __name__, url_prefix="/api/v1", description="Data subjects and audit")
@@ -17,7 +17,7 @@ class People(MethodView):
     decorators = [require_scope("compliance")]
 
     @blp.arguments(PeopleQuery, location="query")
-    @blp.response(200)
+    @blp.response(200, PeopleOut)
     def get(self, query):
         """Everything this account holds about one address, as JSON (GDPR Art. 15/20)."""
         return people.access_report(current_principal(), query["email"])
@@ -28,7 +28,7 @@ class Audit(MethodView):
     decorators = [require_scope("compliance")]
 
     @blp.arguments(AuditQuery, location="query")
-    @blp.response(200)
+    @blp.response(200, AuditPage)
     def get(self, query):
         """Compliance actions of this account (exports, access reports, erasures...), oldest first."""
         items = audit.list_entries(current_principal().account_id, after=query["cursor"], limit=query["limit"])

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from flexmail.api import certificate
 from flexmail.api.auth import current_principal, require_scope
-from flexmail.api.schemas import ExportQuery, HeadOut, ProofOut, ProofQuery
+from flexmail.api.schemas import ExportQuery, HeadOut, ProofOut, ProofQuery, SigningKeyOut
 from flexmail.services import export, ledger, proof, signing
 
 blp = Blueprint("proof", __name__, url_prefix="/api/v1/proof", description="Consent proof")
@@ -20,6 +20,10 @@ class Proof(MethodView):
 
     @blp.arguments(ProofQuery, location="query")
     @blp.response(200, ProofOut)
+    @blp.alt_response(200, description="``format=html``: the consent certificate as a page", content_type="text/html",
+                      schema={"type": "string"}, success=True)
+    @blp.alt_response(200, description="``format=pdf``: the consent certificate as a PDF",
+                      content_type="application/pdf", schema={"type": "string", "format": "binary"}, success=True)
     def get(self, query):
         """Every subscription of the address in this account with its ordered events, the
         confirmation mails as sent and the chain verification. ``format=html|pdf`` gives a
@@ -49,6 +53,7 @@ class Head(MethodView):
 class Key(MethodView):
     decorators = [require_scope("compliance")]
 
+    @blp.response(200, SigningKeyOut)
     def get(self):
         """The public key that verifies heads and export manifests (raw Ed25519, base64url)."""
         return {"algorithm": "Ed25519", "public_key": signing.public_key(), "key_id": signing.public_key()[:16]}
@@ -59,7 +64,10 @@ class Export(MethodView):
     decorators = [require_scope("compliance")]
 
     @blp.arguments(ExportQuery, location="query")
-    @blp.response(200, description="CSV or JSON Lines, streamed, ending in a signed manifest")
+    @blp.response(200, description="JSON Lines (``format=jsonl``), streamed, ending in a signed manifest",
+                  content_type="application/x-ndjson", schema={"type": "string"})
+    @blp.alt_response(200, description="CSV (``format=csv``), streamed, ending in a signed manifest",
+                      content_type="text/csv", schema={"type": "string"}, success=True)
     def get(self, query):
         """Stream the account's events (optionally one list, a time range) with a signed manifest."""
         request = export.ExportRequest(current_principal().account_id, query["list_id"], query["since"],

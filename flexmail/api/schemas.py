@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 
 from flexmail.clock import iso
 from flexmail.domain import text
-from flexmail.domain.consent import Status
+from flexmail.domain.consent import EventType, Status
 from flexmail.domain.text import control_character_fields
 
 
@@ -45,42 +45,63 @@ class StrictSchema(ma.Schema):
         return data
 
 
+class Out(ma.Schema):
+    """An answer: the OpenAPI description marks every field of it as always present."""
+
+
 class UTC(fields.Field):
+    """An aware datetime as ISO 8601 UTC (documented as ``date-time``)."""
+
     def _serialize(self, value, attr, obj, **kwargs):
         return iso(value)
 
 
-class EnumValue(fields.Field):
-    def _serialize(self, value, attr, obj, **kwargs):
-        return getattr(value, "value", value)
+def _email(**kw):
+    return {"format": "email", **kw}
+
+
+def _uri(**kw):
+    return {"format": "uri", **kw}
+
+
+DATE_TIME = {"format": "date-time"}
+#: Our id columns are INTEGER, 32-bit signed on PostgreSQL: no id is larger.
+MAX_ID = 2**31 - 1
+ID_RANGE = validate.Range(1, MAX_ID)
+SCOPES = ["marketer", "compliance", "admin"]
+STATUSES = [s.value for s in Status]
 
 
 class ListIn(StrictSchema):
     name = fields.String(required=True, validate=[validate.Length(1, 200), _no_breaks])
     sender_name = fields.String(required=True, validate=[validate.Length(1, 200), _no_breaks])
-    sender_email = fields.String(required=True, validate=validate.Length(3, 254))
+    sender_email = fields.String(required=True, validate=validate.Length(3, 254), metadata=_email())
     consent_text = fields.String(required=True, validate=validate.Length(1, 10_000))
     language = fields.String(load_default="en", validate=validate.OneOf(["en", "de"]))
     confirm_redirect_url = fields.Url(load_default=None, allow_none=True, schemes={"https", "http"},
                                       require_tld=False, validate=validate.Length(max=2000))
 
 
-class ListOut(ma.Schema):
+class ListOut(Out):
     id = fields.Integer()
     name = fields.String()
     sender_name = fields.String()
-    sender_email = fields.String()
+    sender_email = fields.String(metadata=_email())
     consent_text = fields.String()
-    language = fields.String()
-    confirm_redirect_url = fields.String(allow_none=True)
+    language = fields.String(validate=validate.OneOf(["en", "de"]))
+    confirm_redirect_url = fields.String(allow_none=True, metadata=_uri())
     created_at = UTC()
     #: The hosted signup form, for marketers without a backend.
-    subscribe_url = fields.Function(lambda obj: f"{current_app.config['PUBLIC_URL']}/subscribe/{obj.id}")
+    subscribe_url = fields.Function(lambda obj: f"{current_app.config['PUBLIC_URL']}/subscribe/{obj.id}",
+                                    metadata=_uri(type="string", description="The hosted signup form."))
 
 
 class SubscribeIn(StrictSchema):
-    email = fields.String(required=True, validate=validate.Length(1, 320))
-    ip = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=45))
+    email = fields.String(required=True, validate=validate.Length(1, 320), metadata=_email())
+    #: The subscriber's IP as your backend saw it (IPv4 or IPv6): signup evidence.
+    ip = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=45),
+                       metadata={"description": "The subscriber's IPv4 or IPv6 address, as your backend saw it.",
+                                 "example": "203.0.113.7"})
     user_agent = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
     consent_text = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10_000))
     source = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=200), _no_breaks])
@@ -93,19 +114,21 @@ class EventOut(ma.Schema):
     prev_hash = fields.String()
     redacted = fields.List(fields.String())
     tombstone = fields.Boolean()
-    type = fields.String()
-    at = fields.String()
+    #: Null for a tombstone (an event deleted by retention).
+    type = fields.String(allow_none=True, validate=validate.OneOf([t.value for t in EventType]))
+    at = fields.String(allow_none=True, metadata=DATE_TIME)
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     source = fields.String(allow_none=True)
     details = fields.Dict()
 
 
-class SubscriptionOut(ma.Schema):
+class SubscriptionOut(Out):
     id = fields.Integer()
     list_id = fields.Integer()
-    email = fields.String(allow_none=True)
-    status = EnumValue()
+    #: Null after an erasure.
+    email = fields.String(allow_none=True, metadata=_email())
+    status = fields.Enum(Status, by_value=True)
     source = fields.String(allow_none=True)
     consent_text = fields.String()
     created_at = UTC()
@@ -118,19 +141,20 @@ class SubscriptionDetailOut(SubscriptionOut):
     events = fields.List(fields.Nested(EventOut))
     #: The per-recipient one-click URL (never expires) and both header values, ready to
     #: paste into a message to this subscriber (for the campaign given as ``campaign_id``).
-    unsubscribe_url = fields.String()
-    list_unsubscribe = fields.String()
-    list_unsubscribe_post = fields.String()
+    unsubscribe_url = fields.String(metadata=_uri())
+    list_unsubscribe = fields.String(metadata={"example": "<https://flexmail.example/unsubscribe/TOKEN>, "
+                                                          "<mailto:unsub-TOKEN@flexmail.example?subject=unsubscribe>"})
+    list_unsubscribe_post = fields.String(validate=validate.OneOf(["List-Unsubscribe=One-Click"]))
     #: With ``campaign_id``: this subscriber's forward-to-a-friend link for that campaign
     #: (null without one, or for a campaign of another list).
-    forward_url = fields.String(allow_none=True)
+    forward_url = fields.String(allow_none=True, metadata=_uri())
 
 
 class SubscriptionDetailQuery(StrictSchema):
-    campaign_id = fields.Integer(load_default=None, validate=validate.Range(1, 2**62))
+    campaign_id = fields.Integer(load_default=None, validate=ID_RANGE)
 
 
-class UnsubscribeReasonsOut(ma.Schema):
+class UnsubscribeReasonsOut(Out):
     list_id = fields.Integer()
     #: Every unsubscribe of the list, whatever the channel.
     unsubscribes = fields.Integer()
@@ -140,25 +164,25 @@ class UnsubscribeReasonsOut(ma.Schema):
     no_reason = fields.Integer()
 
 
-class SubscribeOut(ma.Schema):
+class SubscribeOut(Out):
     subscription = fields.Nested(SubscriptionOut)
     confirmation_queued = fields.Boolean()
 
 
 class SubscriptionQuery(StrictSchema):
-    status = fields.String(load_default=None, validate=validate.OneOf([s.value for s in Status]))
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=0))
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(0, MAX_ID))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 
-class SubscriptionPage(ma.Schema):
+class SubscriptionPage(Out):
     items = fields.List(fields.Nested(SubscriptionOut))
     next_cursor = fields.Integer(allow_none=True)
 
 
 class ProofQuery(StrictSchema):
-    email = fields.String(required=True, validate=validate.Length(1, 320))
-    list_id = fields.Integer(load_default=None)
+    email = fields.String(required=True, validate=validate.Length(1, 320), metadata=_email())
+    list_id = fields.Integer(load_default=None, validate=ID_RANGE)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "html", "pdf"]))
 
 
@@ -166,13 +190,13 @@ class ProofSubscription(ma.Schema):
     id = fields.Integer()
     list_id = fields.Integer()
     list_name = fields.String()
-    status = fields.String()
-    email = fields.String(allow_none=True)
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    email = fields.String(allow_none=True, metadata=_email())
     consent_text = fields.String()
     source = fields.String(allow_none=True)
-    created_at = fields.String()
-    confirmed_at = fields.String(allow_none=True)
-    unsubscribed_at = fields.String(allow_none=True)
+    created_at = fields.String(metadata=DATE_TIME)
+    confirmed_at = fields.String(allow_none=True, metadata=DATE_TIME)
+    unsubscribed_at = fields.String(allow_none=True, metadata=DATE_TIME)
     sender = fields.Dict()
     confirmation_mails = fields.List(fields.Dict())
     events = fields.List(fields.Nested(EventOut))
@@ -186,33 +210,33 @@ class ChainOut(ma.Schema):
 
 
 class ProofOut(ma.Schema):
-    email = fields.String()
+    email = fields.String(metadata=_email())
     account_id = fields.Integer()
-    generated_at = fields.String()
+    generated_at = fields.String(metadata=DATE_TIME)
     subscriptions = fields.List(fields.Nested(ProofSubscription))
     chain = fields.Nested(ChainOut)
 
 
 class CampaignIn(StrictSchema):
-    list_id = fields.Integer(required=True, validate=validate.Range(1, 2**62))
+    list_id = fields.Integer(required=True, validate=ID_RANGE)
     subject = fields.String(required=True, validate=[validate.Length(1, 200), _no_breaks])
     web_url = fields.Url(load_default=None, allow_none=True, schemes={"https", "http"}, require_tld=False,
-                         validate=validate.Length(max=2000))
+                         validate=validate.Length(max=2000), metadata=_uri())
     #: Sanitised on creation (no script, style element, event handler, non-http(s) link).
     html = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500_000))
 
 
-class CampaignOut(ma.Schema):
+class CampaignOut(Out):
     id = fields.Integer()
     list_id = fields.Integer()
     subject = fields.String()
-    web_url = fields.String(allow_none=True)
+    web_url = fields.String(allow_none=True, metadata=_uri())
     #: The HTML as stored, after sanitising: what friends see in a forward.
     html = fields.String(allow_none=True)
     created_at = UTC()
 
 
-class CampaignStatsOut(ma.Schema):
+class CampaignStatsOut(Out):
     #: Forward submissions accepted.
     forwards = fields.Integer()
     #: Friends a forward mail was sent to.
@@ -225,16 +249,17 @@ _SUPPRESSION_REASONS = ["unsubscribed", "hard_bounce", "complaint", "manual", "e
 _MARKETER_REASONS = ["unsubscribed", "hard_bounce", "complaint", "manual"]
 
 
-class SuppressionOut(ma.Schema):
+class SuppressionOut(Out):
     id = fields.Integer()
     #: ``address`` or ``domain`` (every address at ``domain``).
-    kind = fields.String()
+    kind = fields.String(validate=validate.OneOf(["address", "domain"]))
     #: The address while the account may see it; null after an erasure.
-    email = fields.String(allow_none=True)
+    email = fields.String(allow_none=True, metadata=_email())
     domain = fields.String(allow_none=True)
-    reason = fields.String()
+    reason = fields.String(validate=validate.OneOf(_SUPPRESSION_REASONS))
     #: ``account`` (this account's lists) or ``global`` (the whole platform).
-    scope = fields.Function(lambda obj: "global" if obj.account_id is None else "account")
+    scope = fields.Function(lambda obj: "global" if obj.account_id is None else "account",
+                            metadata={"type": "string", "enum": ["account", "global"]})
     source = fields.String(allow_none=True)
     #: ``api-key:<prefix>``, ``recipient``, ``mail-system``, ``cli``...
     created_by = fields.String(allow_none=True)
@@ -246,11 +271,11 @@ class SuppressionQuery(StrictSchema):
     kind = fields.String(load_default=None, validate=validate.OneOf(["address", "domain"]))
     #: ``global`` lists platform-wide entries (admin keys only).
     scope = fields.String(load_default="account", validate=validate.OneOf(["account", "global"]))
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=0))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(0, MAX_ID))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 
-class SuppressionPage(ma.Schema):
+class SuppressionPage(Out):
     items = fields.List(fields.Nested(SuppressionOut))
     next_cursor = fields.Integer(allow_none=True)
 
@@ -258,8 +283,8 @@ class SuppressionPage(ma.Schema):
 class SuppressionIn(StrictSchema):
     """One entry (``email`` or ``domain``) or many (``emails``, ``domains``), one reason."""
 
-    email = fields.String(validate=validate.Length(1, 320))
-    emails = fields.List(fields.String(), validate=validate.Length(1, 100_000))
+    email = fields.String(validate=validate.Length(1, 320), metadata=_email())
+    emails = fields.List(fields.String(metadata=_email()), validate=validate.Length(1, 100_000))
     #: ``example.com`` or ``@example.com``: every address at that domain.
     domain = fields.String(validate=validate.Length(1, 260))
     domains = fields.List(fields.String(), validate=validate.Length(1, 10_000))
@@ -276,14 +301,14 @@ class SuppressionIn(StrictSchema):
                 raise ma.ValidationError(f"Give {one} or {many}, not both.", many)
 
 
-class RejectedOut(ma.Schema):
+class RejectedOut(Out):
     #: ``emails`` (also for a single ``email``) or ``domains``.
-    field = fields.String()
+    field = fields.String(validate=validate.OneOf(["emails", "domains"]))
     index = fields.Integer()
     reason = fields.String()
 
 
-class SuppressionAddOut(ma.Schema):
+class SuppressionAddOut(Out):
     added = fields.Integer()
     #: Entries that were there already (kept as they are).
     existing = fields.Integer()
@@ -297,32 +322,32 @@ class LiftQuery(StrictSchema):
     note = fields.String(load_default=None, validate=validate.Length(max=500))
 
 
-class LiftOut(ma.Schema):
+class LiftOut(Out):
     suppression_id = fields.Integer()
-    kind = fields.String()
-    reason = fields.String()
+    kind = fields.String(validate=validate.OneOf(["address", "domain"]))
+    reason = fields.String(validate=validate.OneOf(_SUPPRESSION_REASONS))
     lifted_at = UTC()
     lifted_by = fields.String()
     note = fields.String(allow_none=True)
 
 
 class CheckIn(StrictSchema):
-    emails = fields.List(fields.String(), required=True, validate=validate.Length(1, 100_000))
+    emails = fields.List(fields.String(metadata=_email()), required=True, validate=validate.Length(1, 100_000))
 
 
-class CheckResultOut(ma.Schema):
+class CheckResultOut(Out):
     #: The input, as given.
     email = fields.String()
     #: False for input that is not a mailable address (then never suppressed).
     valid = fields.Boolean()
     suppressed = fields.Boolean()
     #: Null when not suppressed, and for platform-wide entries (unless the key is admin).
-    reason = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, validate=validate.OneOf(_SUPPRESSION_REASONS))
     #: ``account``, ``global`` or null.
-    scope = fields.String(allow_none=True)
+    scope = fields.String(allow_none=True, validate=validate.OneOf(["account", "global"]))
 
 
-class CheckOut(ma.Schema):
+class CheckOut(Out):
     results = fields.List(fields.Nested(CheckResultOut))
 
 
@@ -331,17 +356,17 @@ class ImportQuery(StrictSchema):
     scope = fields.String(load_default="account", validate=validate.OneOf(["account", "global"]))
 
 
-class ImportErrorOut(ma.Schema):
+class ImportErrorOut(Out):
     line = fields.Integer()
     reason = fields.String()
 
 
-class ImportOut(ma.Schema):
+class ImportOut(Out):
     id = fields.Integer()
     #: queued, running, done
-    status = fields.String()
-    reason = fields.String()
-    scope = fields.String()
+    status = fields.String(validate=validate.OneOf(["queued", "running", "done"]))
+    reason = fields.String(validate=validate.OneOf(_MARKETER_REASONS))
+    scope = fields.String(validate=validate.OneOf(["account", "global"]))
     #: Data lines in the file (header and blank lines not counted).
     total_rows = fields.Integer(allow_none=True)
     rows_done = fields.Integer()
@@ -356,10 +381,10 @@ class ImportOut(ma.Schema):
 
 
 class ErasureIn(StrictSchema):
-    email = fields.String(required=True, validate=validate.Length(1, 320))
+    email = fields.String(required=True, validate=validate.Length(1, 320), metadata=_email())
 
 
-class ErasureOut(ma.Schema):
+class ErasureOut(Out):
     #: Subscriptions of the person in this account (all lists).
     subscriptions = fields.Integer()
     #: Of those, active ones that were ended.
@@ -382,13 +407,13 @@ class ErasureOut(ma.Schema):
 # --- proof (issue 6) ------------------------------------------------------------------
 
 class ExportQuery(StrictSchema):
-    list_id = fields.Integer(load_default=None)
+    list_id = fields.Integer(load_default=None, validate=ID_RANGE)
     since = fields.AwareDateTime(load_default=None, default_timezone=dt.UTC)
     until = fields.AwareDateTime(load_default=None, default_timezone=dt.UTC)
     format = fields.String(load_default="jsonl", validate=validate.OneOf(["csv", "jsonl"]))
 
 
-class HeadOut(ma.Schema):
+class HeadOut(Out):
     account_id = fields.Integer()
     count = fields.Integer()
     head_hash = fields.String()
@@ -397,9 +422,43 @@ class HeadOut(ma.Schema):
 
 
 class PeopleQuery(StrictSchema):
-    email = fields.String(required=True, validate=validate.Length(1, 320))
+    email = fields.String(required=True, validate=validate.Length(1, 320), metadata=_email())
 
 
 class AuditQuery(StrictSchema):
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=0))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(0, MAX_ID))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+
+
+class SigningKeyOut(Out):
+    algorithm = fields.String(validate=validate.OneOf(["Ed25519"]))
+    #: Raw Ed25519 public key, base64url.
+    public_key = fields.String()
+    key_id = fields.String()
+
+
+class AuditEntryOut(Out):
+    id = fields.Integer()
+    at = fields.String(metadata=DATE_TIME)
+    #: ``proof.export``, ``people.access``, ``erasure``, ``suppression.lift``, ``retention.run``...
+    action = fields.String()
+    key_prefix = fields.String(allow_none=True)
+    params = fields.Dict()
+
+
+class AuditPage(Out):
+    items = fields.List(fields.Nested(AuditEntryOut))
+    next_cursor = fields.Integer(allow_none=True)
+
+
+class PeopleOut(ma.Schema):
+    """What the account holds about one address (GDPR Art. 15/20)."""
+
+    email = fields.String(metadata=_email())
+    account_id = fields.Integer()
+    generated_at = fields.String(metadata=DATE_TIME)
+    subscriptions = fields.List(fields.Nested(ProofSubscription))
+    suppressions = fields.List(fields.Dict())
+    mails = fields.List(fields.Dict())
+    forwarding = fields.String()
+    address_hash = fields.String()

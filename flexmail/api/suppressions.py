@@ -37,7 +37,17 @@ def bulk_body(view):
         request.max_content_length = current_app.config["SUPPRESSION_BULK_MAX_BYTES"]
         return view(*args, **kwargs)
 
+    wrapper.bulk_body = True
     return wrapper
+
+
+@blp.before_request
+def _bulk_limit_early():
+    """Raise the limit before the view too: an Idempotency-Key reads the body before it runs."""
+    view_class = getattr(current_app.view_functions.get(request.endpoint), "view_class", None)
+    method = getattr(view_class, request.method.lower(), None)
+    if getattr(method, "bulk_body", False):
+        request.max_content_length = current_app.config["SUPPRESSION_BULK_MAX_BYTES"]
 
 
 def _actor() -> Actor:

@@ -5,8 +5,10 @@ from flexmail.models.audit import AuditEntry
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
+from flexmail.models.idempotency import IdempotencyRecord
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
+from flexmail.models.spool import SpoolApplied
 from flexmail.models.subscriptions import Subscription
 from flexmail.models.suppression_imports import SuppressionImport
 from flexmail.models.suppressions import Suppression, SuppressionLift
@@ -20,9 +22,11 @@ __all__ = [
     "ConsentEvent",
     "ForwardOptOut",
     "ForwardQuota",
+    "IdempotencyRecord",
     "LedgerHead",
     "MailingList",
     "OutboxMessage",
+    "SpoolApplied",
     "Subscription",
     "Suppression",
     "SuppressionImport",

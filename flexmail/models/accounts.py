@@ -36,8 +36,16 @@ class ApiKey(db.Model):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     #: Comma-separated scopes: marketer, compliance, admin.
     scopes: Mapped[str] = mapped_column(String(200))
+    #: What the key is for, chosen by whoever made it ("shop backend"); never a secret.
+    name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
+    #: From this time on the key no longer authenticates (a time in the future is the grace
+    #: period of a rotation).
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Last successful authentication, written at most once a minute per key and process.
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The key this one replaced by a rotation.
+    rotated_from_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
 
     account: Mapped[Account] = relationship(back_populates="keys")
 

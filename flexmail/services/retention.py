@@ -7,6 +7,7 @@
   or /48 (IPv6).
 - Events of withdrawn consent (unsubscribed, cancelled, expired) are deleted
   FLEXMAIL_WITHDRAWN_RETENTION_YEARS after the withdrawal.
+- Idempotency keys of the API (with the answers they replay) are deleted after 24 h.
 "Deleted" events become tombstones: content and personal values go, ``seq`` and the
 hashes stay, so every account's chain remains verifiable.
 """
@@ -22,7 +23,7 @@ from sqlalchemy import delete, null, select, update
 from flexmail.clock import iso, now
 from flexmail.domain.consent import EventType, Status
 from flexmail.models import ConsentEvent, OutboxMessage, Subscription
-from flexmail.services import audit
+from flexmail.services import audit, idempotency
 from flexmail.services.context import RequestMeta, setting
 from flexmail.services.proof import record_event
 from flexmail.services.unit_of_work import unit_of_work
@@ -107,6 +108,7 @@ def run_retention(*, as_of: dt.datetime | None = None) -> dict:
         if len(rows) < BATCH:
             break
         last_id = rows[-1].id
+    counts["idempotency_keys_deleted"] = idempotency.purge_expired(as_of=as_of)
     audit.record(None, "retention.run", {"as_of": iso(as_of), **counts})
     log.info("retention as of %s: %s", iso(as_of), counts)
     return counts
