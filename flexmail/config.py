@@ -110,7 +110,8 @@ def load(app, test_config: dict | None) -> None:
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     if str(app.config["RATELIMIT_STORAGE_URI"]).startswith(("redis://", "rediss://")):
-        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2})
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2,
+                                                   **app.config.get("RATELIMIT_STORAGE_OPTIONS", {})}
     app.config["WTF_CSRF_TIME_LIMIT"] = 3600 * 6
     app.config["PUBLIC_URL"] = app.config["PUBLIC_URL"].rstrip("/")
     # The newest secret signs sessions and CSRF tokens; all of them verify our own tokens.

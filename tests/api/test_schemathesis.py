@@ -14,10 +14,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import _Account
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 MAX_EXAMPLES = int(os.environ.get("FLEXMAIL_SCHEMATHESIS_EXAMPLES", "25"))
+
+
+@pytest.fixture
+def app_config(app_config):
+    """The per-key API rate limit off: thousands of generated requests in a minute are the point."""
+    return {**app_config, "API_RATE_LIMIT": ""}
 
 
 def _config(tmp_path, client, fuzzer, create_list, subscribe) -> Path:
