@@ -83,6 +83,9 @@ def _config(tmp: Path, namespace: str) -> dict:
         "HASH_KEY": HASH_KEY,
         "MAIL_URL": f"maildir:{tmp / 'mail'}",
         "RATELIMIT_KEY_PREFIX": f"t{namespace}",
+        # limits' Redis storage resets by deleting every key under its prefix: one prefix per
+        # pytest process, so runs side by side on one Redis do not wipe each other's counters.
+        "RATELIMIT_STORAGE_OPTIONS": {"key_prefix": f"LIMITS-{PG_DATABASE}"},
     }
     if BACKEND == "postgres":
         config.update(DATABASE_URL=PG_URL, BROKER_URL=REDIS_URL, BROKER_NAMESPACE=f"fm-test-{namespace}",

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 import marshmallow as ma
 from flask import current_app
 from marshmallow import fields, validate
 
 from flexmail.clock import iso
+from flexmail.domain import text
 from flexmail.domain.consent import EventType, Status
 from flexmail.domain.languages import SUPPORTED as LANGUAGES
+from flexmail.domain.text import control_character_fields
 
 
 def _no_breaks(value: str) -> None:
@@ -18,9 +21,29 @@ def _no_breaks(value: str) -> None:
         raise ma.ValidationError("Line breaks and NUL are not allowed.")
 
 
+#: Integers we take in must fit our INTEGER columns (32-bit on PostgreSQL).
+INT_RANGE = validate.Range(-(2**31), 2**31 - 1)
+
+
 class StrictSchema(ma.Schema):
+    """Every input schema: unknown fields refused, no control characters in any text
+    (PostgreSQL cannot store NUL), every integer within the range of our columns."""
+
     class Meta:
         unknown = ma.RAISE
+
+    def on_bind_field(self, field_name, field_obj):
+        if isinstance(field_obj, fields.Integer):
+            field_obj.validators = [*field_obj.validators, INT_RANGE]
+        super().on_bind_field(field_name, field_obj)
+
+    @ma.pre_load
+    def _refuse_control_characters(self, data, **kwargs):
+        items = data.items() if isinstance(data, Mapping) else [("_schema", data)]
+        bad = control_character_fields(items)
+        if bad:
+            raise ma.ValidationError({name: [text.MESSAGE] for name in bad})
+        return data
 
 
 class Out(ma.Schema):
