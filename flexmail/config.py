@@ -56,6 +56,14 @@ DEFAULTS = {
     "FORWARD_MAX_ATTEMPTS": 3,
     "FORWARD_RETRY_DELAY_MS": 60_000,  # first retry; each further one waits 4x longer
     "CAMPAIGN_RECIPIENTS_BATCH": 500,
+    # Webhooks: endpoints on loopback/private/link-local addresses are refused unless this is
+    # true (a receiver on the operator's own network; tests). Retries back off from
+    # WEBHOOK_RETRY_BASE seconds doubling to WEBHOOK_RETRY_CAP, WEBHOOK_MAX_ATTEMPTS times (> 24 h).
+    "WEBHOOKS_ALLOW_PRIVATE": False,
+    "WEBHOOK_TIMEOUT_SECONDS": 5,
+    "WEBHOOK_RETRY_BASE": 30,
+    "WEBHOOK_RETRY_CAP": 3600,
+    "WEBHOOK_MAX_ATTEMPTS": 36,
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
@@ -70,6 +78,7 @@ def load(app, test_config: dict | None) -> None:
     for key in _INT_KEYS:
         app.config[key] = int(app.config[key])
     app.config["EMBEDDED_WORKER"] = _truthy(app.config["EMBEDDED_WORKER"])
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = _truthy(app.config["WEBHOOKS_ALLOW_PRIVATE"])
 
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)

@@ -33,10 +33,12 @@ def init_app(app) -> None:
         subscriptions,
         suppressions,
         unsubscribes,
+        webhooks,
     )
 
     api.init_app(app, spec_kwargs=SPEC_KWARGS)
-    for module in (lists, subscriptions, proof, people, unsubscribes, campaigns, suppressions, erasures, keys):
+    for module in (lists, subscriptions, proof, people, unsubscribes, campaigns, suppressions, erasures, keys,
+                   webhooks):
         app.extensions["csrf"].exempt(module.blp)
         api.register_blueprint(module.blp)
     openapi.complete(app, api)

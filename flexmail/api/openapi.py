@@ -104,6 +104,12 @@ OPERATION_IDS = {
     ("get", "/api/v1/keys/{key_id}"): "getKey",
     ("delete", "/api/v1/keys/{key_id}"): "revokeKey",
     ("post", "/api/v1/keys/{key_id}/rotate"): "rotateKey",
+    ("get", "/api/v1/webhooks"): "listWebhooks",
+    ("post", "/api/v1/webhooks"): "createWebhook",
+    ("get", "/api/v1/webhooks/{webhook_id}"): "getWebhook",
+    ("delete", "/api/v1/webhooks/{webhook_id}"): "deleteWebhook",
+    ("get", "/api/v1/webhooks/{webhook_id}/deliveries"): "listWebhookDeliveries",
+    ("post", "/api/v1/webhooks/{webhook_id}/replay"): "replayWebhookDeliveries",
 }
 
 
@@ -125,6 +131,9 @@ REQUEST_EXAMPLES = {
     "checkSuppressions": {"emails": ["reader@example.com", "former@example.com"]},
     "erasePerson": {"email": "reader@example.com"},
     "rotateKey": {"grace_seconds": 3600},
+    "createWebhook": {"url": "https://acme.example/hooks/flexmail",
+                      "events": ["subscription.confirmed", "subscription.unsubscribed"]},
+    "replayWebhookDeliveries": {"since": "2026-11-29T12:00:00Z"},
 }
 
 

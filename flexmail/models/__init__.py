@@ -11,6 +11,7 @@ from flexmail.models.outbox import OutboxMessage
 from flexmail.models.subscriptions import Subscription
 from flexmail.models.suppression_imports import SuppressionImport
 from flexmail.models.suppressions import Suppression, SuppressionLift
+from flexmail.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Account",
@@ -29,4 +30,6 @@ __all__ = [
     "Suppression",
     "SuppressionImport",
     "SuppressionLift",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -8,7 +8,7 @@ from flexmail.clock import iso, now
 from flexmail.domain.consent import EventType, next_status
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription
-from flexmail.services import audit, ledger, signing
+from flexmail.services import audit, ledger, signing, webhooks
 from flexmail.services.accounts import Principal
 from flexmail.services.context import RequestMeta, hash_address, parse_address
 
@@ -28,7 +28,9 @@ def record_event(session, subscription: Subscription, event: EventType, *, meta:
         account_id=subscription.account_id, subscription_id=subscription.id, list_id=subscription.list_id,
         type=event, at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source=source, details=details or {},
     )
-    return ledger.append(session, row, email=subscription.email)
+    row = ledger.append(session, row, email=subscription.email)
+    webhooks.on_consent_event(session, subscription, row)  # in this transaction (webhook outbox)
+    return row
 
 
 def event_json(event: ConsentEvent) -> dict:
