@@ -12,7 +12,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from flexmail.services import forwarding, imports, outbox, retention, webhook_delivery
+from flexmail.services import contact_imports, forwarding, imports, outbox, retention, webhook_delivery
 
 
 @dramatiq.actor(broker=StubBroker(), max_retries=outbox.MAX_ATTEMPTS, min_backoff=5_000,
@@ -37,12 +37,18 @@ def run_retention() -> None:
     retention.run_retention()
 
 
+@dramatiq.actor(broker=StubBroker(), max_retries=5, min_backoff=5_000, max_backoff=300_000,
+                time_limit=6 * 3600 * 1000, queue_name="imports")
+def import_contacts(import_id: int) -> None:
+    contact_imports.run_import(import_id)
+
+
 @dramatiq.actor(broker=StubBroker(), max_retries=0, queue_name="webhooks")
 def deliver_webhook(delivery_id: int) -> None:  # the row's schedule is the only retry
     webhook_delivery.deliver(delivery_id)
 
 
-ACTORS = (send_outbox, send_forward, import_suppressions, run_retention, deliver_webhook)
+ACTORS = (send_outbox, send_forward, import_suppressions, run_retention, deliver_webhook, import_contacts)
 
 
 def bind_actors(broker: dramatiq.Broker) -> None:

@@ -22,6 +22,7 @@ SPEC_KWARGS = {
 def init_app(app) -> None:
     from flexmail.api import (
         campaigns,
+        contact_imports,
         docs,
         erasures,
         keys,
@@ -38,7 +39,7 @@ def init_app(app) -> None:
 
     api.init_app(app, spec_kwargs=SPEC_KWARGS)
     for module in (lists, subscriptions, proof, people, unsubscribes, campaigns, suppressions, erasures, keys,
-                   webhooks):
+                   webhooks, contact_imports):
         app.extensions["csrf"].exempt(module.blp)
         api.register_blueprint(module.blp)
     openapi.complete(app, api)

@@ -104,6 +104,8 @@ OPERATION_IDS = {
     ("get", "/api/v1/keys/{key_id}"): "getKey",
     ("delete", "/api/v1/keys/{key_id}"): "revokeKey",
     ("post", "/api/v1/keys/{key_id}/rotate"): "rotateKey",
+    ("post", "/api/v1/lists/{list_id}/imports"): "importContacts",
+    ("get", "/api/v1/lists/{list_id}/imports/{import_id}"): "getContactImport",
     ("get", "/api/v1/webhooks"): "listWebhooks",
     ("post", "/api/v1/webhooks"): "createWebhook",
     ("get", "/api/v1/webhooks/{webhook_id}"): "getWebhook",

@@ -4,6 +4,7 @@ from flexmail.models.accounts import Account, ApiKey
 from flexmail.models.audit import AuditEntry
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
+from flexmail.models.contact_imports import ContactImport
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.idempotency import IdempotencyRecord
 from flexmail.models.lists import MailingList
@@ -19,6 +20,7 @@ __all__ = [
     "AuditEntry",
     "Campaign",
     "CampaignForwardDay",
+    "ContactImport",
     "ConsentEvent",
     "ForwardOptOut",
     "ForwardQuota",

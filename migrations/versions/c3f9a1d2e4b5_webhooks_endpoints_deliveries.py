@@ -1,4 +1,4 @@
-"""webhooks: endpoints and deliveries (the webhook outbox and its log)
+"""webhooks: endpoints and deliveries (the webhook outbox and its log); contact imports
 
 Revision ID: c3f9a1d2e4b5
 Revises: b7e41c2a9d10
@@ -67,6 +67,35 @@ def upgrade():
                               unique=False)
 
 
+    op.create_table('contact_imports',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('list_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=True),
+    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('total_rows', sa.Integer(), nullable=True),
+    sa.Column('lines_done', sa.Integer(), nullable=False),
+    sa.Column('rows_done', sa.Integer(), nullable=False),
+    sa.Column('subscribed', sa.Integer(), nullable=False),
+    sa.Column('pending', sa.Integer(), nullable=False),
+    sa.Column('existing', sa.Integer(), nullable=False),
+    sa.Column('suppressed', sa.Integer(), nullable=False),
+    sa.Column('rejected', sa.Integer(), nullable=False),
+    sa.Column('results', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_contact_imports_account_id_accounts')),
+    sa.ForeignKeyConstraint(['list_id'], ['lists.id'], name=op.f('fk_contact_imports_list_id_lists')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_contact_imports'))
+    )
+    with op.batch_alter_table('contact_imports', schema=None) as batch_op:
+        batch_op.create_index('ix_contact_imports_account_id_id', ['account_id', 'id'], unique=False)
+
+
 def downgrade():
+    op.drop_table('contact_imports')
     op.drop_table('webhook_deliveries')
     op.drop_table('webhook_endpoints')
