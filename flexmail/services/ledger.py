@@ -34,13 +34,34 @@ def append(session, event: ConsentEvent, *, email: str | None) -> ConsentEvent:
     BEGIN IMMEDIATE already serialises writers), so sequence numbers have no gaps and no
     two events share a predecessor.
     """
+    _link(_locked_head(session, event.account_id), event, email)
+    session.add(event)
+    return event
+
+
+def append_many(session, events: list[tuple[ConsentEvent, str | None]]) -> None:
+    """``append`` for many events of one account (a bulk import): the head is locked and
+    read once, the events are linked in order and inserted together at the next flush."""
+    if not events:
+        return
+    head = _locked_head(session, events[0][0].account_id)
+    for event, email in events:
+        _link(head, event, email)
+    session.add_all([event for event, _ in events])
+
+
+def _locked_head(session, account_id: int) -> LedgerHead:
     head = session.scalar(
-        select(LedgerHead).where(LedgerHead.account_id == event.account_id).with_for_update()
+        select(LedgerHead).where(LedgerHead.account_id == account_id).with_for_update()
     )
     if head is None:
-        head = LedgerHead(account_id=event.account_id, seq=0, entry_hash=ledger.GENESIS)
+        head = LedgerHead(account_id=account_id, seq=0, entry_hash=ledger.GENESIS)
         session.add(head)
         session.flush()
+    return head
+
+
+def _link(head: LedgerHead, event: ConsentEvent, email: str | None) -> None:
     event.seq = head.seq + 1
     event.prev_hash = head.entry_hash
     event.salt = secrets.token_hex(16)
@@ -50,8 +71,6 @@ def append(session, event: ConsentEvent, *, email: str | None) -> ConsentEvent:
     event.content_hash = ledger.content_hash(chain_content(event))
     event.entry_hash = ledger.entry_hash(event.prev_hash, event.content_hash)
     head.seq, head.entry_hash = event.seq, event.entry_hash
-    session.add(event)
-    return event
 
 
 def head(account_id: int) -> dict:

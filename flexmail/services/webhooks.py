@@ -50,6 +50,7 @@ CONSENT_EVENTS = {
 }
 MAX_ENDPOINTS = 20
 _PENDING_KEY = "webhook_deliveries_to_enqueue"
+_ENDPOINTS_KEY = "webhook_endpoints_by_account"
 
 
 # -- endpoints --------------------------------------------------------------------------------
@@ -140,16 +141,26 @@ def on_consent_event(session, subscription, row) -> None:
         subscription.address_hash, subscription.email)])
 
 
+def on_consent_events(session, pairs: list) -> None:
+    """``on_consent_event`` for many ``(subscription, event)`` pairs, one write per event type."""
+    by_type: dict[str, list] = {}
+    for subscription, row in pairs:
+        name = CONSENT_EVENTS.get(row.type)
+        if name is not None:
+            by_type.setdefault(name, []).append((
+                {"subscription_id": subscription.id, "list_id": subscription.list_id,
+                 "status": subscription.status.value}, subscription.address_hash, subscription.email))
+    for name, items in by_type.items():
+        emit(session, pairs[0][0].account_id, name, at=pairs[0][1].at, items=items)
+
+
 def emit(session, account_id: int | None, event_type: str, *, at, items: list[tuple[dict, str | None, str | None]]
          ) -> int:
     """Write a delivery of ``event_type`` for each item ``(data, address_hash, email)`` to
     every endpoint of the account that receives it. Returns how many rows were written."""
     if account_id is None or not items:
         return 0
-    endpoint_ids = [e.id for e in session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.account_id == account_id,
-                                      WebhookEndpoint.deleted_at.is_(None)).order_by(WebhookEndpoint.id))
-        if event_type in (e.events or ())]
+    endpoint_ids = [pk for pk, events in _endpoints(session, account_id) if event_type in events]
     written = 0
     created = now()
     for endpoint_id in endpoint_ids:
@@ -172,6 +183,17 @@ def emit(session, account_id: int | None, event_type: str, *, at, items: list[tu
     return written
 
 
+def _endpoints(session, account_id: int) -> list[tuple[int, list]]:
+    """The account's endpoints, read once per transaction (an import records many events)."""
+    cache = session.info.setdefault(_ENDPOINTS_KEY, {})
+    if account_id not in cache:
+        cache[account_id] = [(pk, events or []) for pk, events in session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+                WebhookEndpoint.account_id == account_id, WebhookEndpoint.deleted_at.is_(None))
+            .order_by(WebhookEndpoint.id))]
+    return cache[account_id]
+
+
 def forget_address(session, account_id: int, address_hash: str) -> int:
     """Erasure: no delivery of the account keeps the person's address (nor the answer a
     receiver gave to one). Returns how many deliveries held it."""
@@ -187,6 +209,7 @@ def enqueue(delivery_id: int) -> None:
 
 @sa_event.listens_for(Session, "after_commit")
 def _enqueue_after_commit(session) -> None:
+    session.info.pop(_ENDPOINTS_KEY, None)
     for delivery_id in session.info.pop(_PENDING_KEY, ()):
         try:
             enqueue(delivery_id)
@@ -197,3 +220,4 @@ def _enqueue_after_commit(session) -> None:
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_ENDPOINTS_KEY, None)
