@@ -57,6 +57,8 @@ def test_proof_rows_are_subscribed_with_their_imported_proof(app, client, accoun
     assert events[0][3]["consent_text"] == "Send me news." and events[0][3]["form_source"] == "shop"
     assert events[1][3]["confirmed_at"] == "2024-03-01T10:05:00Z"
     assert maildir() == []
+    proof = client.get("/api/v1/proof", query_string={"email": "proof@example.com"}, headers=account.headers).json
+    assert proof["chain"]["verified"] is True and len(proof["subscriptions"][0]["events"]) == 2
 
 
 def test_signup_rows_get_a_confirmation_mail(app, client, account, create_list, worker, maildir):
