@@ -38,6 +38,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     broker = broker_module.init_app(app)
+    from flexmail import drainer
+
+    drainer.init_app(app, broker)
 
     from flexmail import api, public
 

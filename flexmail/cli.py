@@ -100,6 +100,9 @@ def inbound_serve(host, port):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     controller.start()
+    from flexmail import drainer
+
+    drainer.start(current_app._get_current_object())  # opt-outs spooled here are applied here
     click.echo(f"inbound: listening on {host}:{port} for unsubscribe mail", err=True)
     try:
         while not stop.wait(1):
@@ -199,6 +202,28 @@ def suppressions_import(file, account_id, reason, platform):
         click.echo(f"  line {error['line']}: {error['reason']}")
 
 
+spool_cli = AppGroup("spool", help="Opt-outs spooled while the database was down.")
+
+
+@spool_cli.command("drain")
+def spool_drain():
+    """Apply the spooled opt-outs now (each once, with its original time); print the counts."""
+    from flexmail.services import spool
+
+    result = spool.drain()
+    click.echo(json.dumps(result.as_dict()))
+    if result.left:
+        sys.exit(EX_TEMPFAIL)
+
+
+@spool_cli.command("status")
+def spool_status():
+    """Print how many opt-outs wait in the spool and how many were rejected (no database needed)."""
+    from flexmail.services import spool
+
+    click.echo(json.dumps(spool.status()))
+
+
 def init_app(app) -> None:
     from flexmail.cli_keys import keys_cli
 
@@ -210,3 +235,4 @@ def init_app(app) -> None:
     app.cli.add_command(proof_cli)
     app.cli.add_command(retention_cli)
     app.cli.add_command(demo)
+    app.cli.add_command(spool_cli)

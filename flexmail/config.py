@@ -38,6 +38,13 @@ DEFAULTS = {
     "OUTBOX_LEASE_SECONDS": 120,
     "OUTBOX_SWEEP_INTERVAL": 30,
     "OUTBOX_SWEEP_GRACE": 10,
+    # Opt-out spool (database down): where it lives (None -> <instance>/spool), how large the
+    # pending file may grow, and how often each long-running process drains it (0: never).
+    "SPOOL_DIR": None,
+    "SPOOL_MAX_BYTES": 256 * 1024 * 1024,
+    "SPOOL_DRAIN_INTERVAL": 30,
+    # Seconds to wait for a PostgreSQL connection: an unreachable host must give a quick 503.
+    "DATABASE_CONNECT_TIMEOUT": 5,
     "EMBEDDED_WORKER": True,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     # Suppression checks, bulk adds and imports carry up to 100,000 addresses: their routes
@@ -94,9 +101,18 @@ def load(app, test_config: dict | None) -> None:
 
     _load_secrets(app.config, instance)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app.config["DATABASE_URL"])
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app.config["DATABASE_URL"],
+                                                              app.config["DATABASE_CONNECT_TIMEOUT"])
     app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
     app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    # A rate-limit store that goes away (Redis down) must not fail requests: Flask-Limiter
+    # then counts in this process's memory, logs "falling back to in-memory storage", and
+    # returns to the store when it answers again; any other limiter error is logged and
+    # the request goes on unlimited rather than failing.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    if str(app.config["RATELIMIT_STORAGE_URI"]).startswith(("redis://", "rediss://")):
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2})
     app.config["WTF_CSRF_TIME_LIMIT"] = 3600 * 6
     app.config["PUBLIC_URL"] = app.config["PUBLIC_URL"].rstrip("/")
     # The newest secret signs sessions and CSRF tokens; all of them verify our own tokens.
@@ -123,9 +139,11 @@ def _truthy(value) -> bool:
     return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
 
 
-def _engine_options(url: str) -> dict:
+def _engine_options(url: str, connect_timeout: int) -> dict:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
+    if url.startswith("postgresql"):
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": connect_timeout}}
     return {"pool_pre_ping": True}
 
 

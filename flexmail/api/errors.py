@@ -12,6 +12,7 @@ from flask import jsonify, render_template, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from flexmail.services import availability
 from flexmail.services.errors import FlexmailError
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
     415: "unsupported_media_type", 422: "validation_error", 429: "rate_limited",
-    500: "internal_error",
+    500: "internal_error", 503: "unavailable",
 }
 
 
@@ -52,6 +53,8 @@ class FlexmailApi(Api):
         app.register_error_handler(HTTPException, self.handle_http_exception)
         app.register_error_handler(FlexmailError, self.handle_flexmail_error)
         app.register_error_handler(Exception, self.handle_unexpected)
+        for error_class in availability.DATABASE_ERRORS:
+            app.register_error_handler(error_class, self.handle_database_error)
 
     def handle_http_exception(self, error: HTTPException):
         if not is_api_request():
@@ -78,6 +81,29 @@ class FlexmailApi(Api):
             return self.handle_http_exception(error)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return self.handle_http_exception(InternalServerError())
+
+
+    def handle_database_error(self, error: Exception):
+        """The database is unreachable: 503 with Retry-After (JSON on the API, HTML elsewhere).
+
+        Any other database error (bad data, a constraint) is not an outage and goes to the
+        generic handlers.
+        """
+        if not availability.is_database_unavailable(error):
+            return self.handle_unexpected(error)
+        availability.reset_session()
+        log.warning("database unavailable (%s) on %s %s: answered 503", type(error).__name__,
+                    request.method, request.url_rule.rule if request.url_rule else "-")
+        return database_unavailable_response()
+
+
+def database_unavailable_response():
+    headers = [("Retry-After", str(availability.RETRY_AFTER))]
+    message = "The service is briefly unavailable; please try again shortly."
+    if is_api_request():
+        return envelope(503, "unavailable", message, headers=headers)
+    response = _html_error(503, message)
+    return response[0], 503, dict(headers)
 
 
 def _html_error(status: int, message: str):

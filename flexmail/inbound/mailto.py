@@ -15,7 +15,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
-from flexmail.services import addressing, reports, unsubscribe
+from flexmail.services import addressing, reports, spool, unsubscribe
 from flexmail.services.context import RequestMeta, setting
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def process(data: bytes, recipients: list[str]) -> Delivered:
             # nothing happens, as for any mail to these addresses.
             reports.process_report(data)
             done += 1
-        elif unsubscribe.unsubscribe_by_mailto(address, meta=RequestMeta(), message_sha256=digest):
+        elif spool.unsubscribe_by_mailto(address, meta=RequestMeta(), message_sha256=digest):
             done += 1
     log.info("inbound unsubscribe message processed for %d recipient(s)", done)
     return Delivered(done)

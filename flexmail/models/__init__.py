@@ -9,6 +9,7 @@ from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, Forwar
 from flexmail.models.idempotency import IdempotencyRecord
 from flexmail.models.lists import MailingList
 from flexmail.models.outbox import OutboxMessage
+from flexmail.models.spool import SpoolApplied
 from flexmail.models.subscriptions import Subscription
 from flexmail.models.suppression_imports import SuppressionImport
 from flexmail.models.suppressions import Suppression, SuppressionLift
@@ -28,6 +29,7 @@ __all__ = [
     "LedgerHead",
     "MailingList",
     "OutboxMessage",
+    "SpoolApplied",
     "Subscription",
     "Suppression",
     "SuppressionImport",

@@ -26,7 +26,7 @@ class ContactImport(db.Model):
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"))
     #: queued -> running -> done
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     size_bytes: Mapped[int] = mapped_column(default=0)
     total_rows: Mapped[int | None]
     lines_done: Mapped[int] = mapped_column(default=0)

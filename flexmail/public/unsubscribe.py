@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from flexmail.guards import csrf, limiter
 from flexmail.public import bp, request_meta
-from flexmail.services import unsubscribe
+from flexmail.services import spool, unsubscribe
 from flexmail.services.context import RequestMeta
 from flexmail.services.errors import BadToken, ValidationFailed
 
@@ -66,9 +66,11 @@ def _bad_link(exc: BadToken):
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token):
     try:
-        link = unsubscribe.view_unsubscribe_link(token)
+        link = spool.view_unsubscribe_link(token)
     except BadToken as exc:
         return _bad_link(exc)
+    if link is None:  # the database is down: the form still works (its POST is spooled)
+        return render_template("public/unsubscribe_offline.html", token=token, reasons=REASON_LABELS)
     return render_template("public/unsubscribe.html", link=link, token=token, reasons=REASON_LABELS)
 
 
@@ -78,14 +80,16 @@ def unsubscribe_submit(token):
     form = _page_form()
     try:
         if form is None:
-            link = unsubscribe.unsubscribe_by_token(token, meta=_meta(), method="one-click")
+            link = spool.unsubscribe_by_token(token, meta=_meta(), method="one-click")
         else:
-            link = unsubscribe.unsubscribe_by_token(
+            link = spool.unsubscribe_by_token(
                 token, meta=_meta(), method="page", all_lists=form.get("all_lists") == "1",
                 reason=form.get("reason") or None,
             )
     except BadToken as exc:
         return _bad_link(exc)
+    if isinstance(link, spool.Spooled):  # the database is down: recorded, applied when it is back
+        return render_template("public/unsubscribe_recorded.html", spooled=link), 202
     return render_template("public/unsubscribed.html", link=link, token=token)
 
 
