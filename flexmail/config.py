@@ -73,6 +73,8 @@ DEFAULTS = {
     "WEBHOOK_RETRY_BASE": 30,
     "WEBHOOK_RETRY_CAP": 3600,
     "WEBHOOK_MAX_ATTEMPTS": 36,
+    # Finished deliveries (and the addresses they name) stay in the log this long.
+    "WEBHOOK_LOG_DAYS": 30,
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}

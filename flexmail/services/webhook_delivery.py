@@ -22,7 +22,7 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from flexmail.clock import iso, now
@@ -186,9 +186,15 @@ def post(url: str, body: bytes, headers: dict, *, timeout: float) -> tuple[int, 
 
 
 def sweep() -> int:
-    """Enqueue due deliveries that head their endpoint's queue, and free lapsed claims."""
+    """Enqueue due deliveries that head their endpoint's queue, free lapsed claims, and drop
+    finished deliveries older than ``WEBHOOK_LOG_DAYS`` from the log."""
     at = now()
     with unit_of_work() as uow:
+        uow.session.execute(
+            delete(WebhookDelivery).where(
+                WebhookDelivery.status.not_in(OPEN),
+                WebhookDelivery.created_at < at - dt.timedelta(days=setting("WEBHOOK_LOG_DAYS")))
+            .execution_options(synchronize_session=False))
         uow.session.execute(
             update(WebhookDelivery).where(WebhookDelivery.status == "sending", WebhookDelivery.claimed_until < at)
             .values(status="pending", claimed_until=None).execution_options(synchronize_session=False))

@@ -254,3 +254,22 @@ def test_bad_registration_is_422_and_changes_nothing(client, account):
         assert answer.status_code == 422, body
         assert field in answer.json["error"]["fields"]
     assert client.get("/api/v1/webhooks", headers=account.headers).json == []
+
+
+def test_finished_deliveries_leave_the_log_after_its_retention(app, client, account, create_list, subscribe, worker):
+    """A delivered delivery stays in the log for WEBHOOK_LOG_DAYS and is gone after; a pending
+    one (still being retried) stays."""
+    clock.freeze(clock.now())
+    lst = create_list()
+    with receiver() as rx:
+        hook = register(client, account, rx.url, ["subscription.requested"])
+        subscribe(lst["id"])
+        worker.drain()
+    url = f"/api/v1/webhooks/{hook['id']}/deliveries"
+    sweep_and_drain(app, worker, advance=dt.timedelta(days=app.config["WEBHOOK_LOG_DAYS"] - 1))
+    assert len(client.get(url, headers=account.headers).json["items"]) == 1
+    subscribe(lst["id"], email="later@example.com")  # receiver gone: this one stays pending
+    worker.drain()
+    sweep_and_drain(app, worker, advance=dt.timedelta(days=2))
+    items = client.get(url, headers=account.headers).json["items"]
+    assert [(d["sequence"], d["status"]) for d in items] == [(2, "pending")]
