@@ -34,10 +34,9 @@ from flexmail.domain.contact_files import classify, read_records
 from flexmail.domain.suppression_files import decode
 from flexmail.extensions import db
 from flexmail.models import ContactImport, MailingList, Subscription
-from flexmail.services import outbox
+from flexmail.services import flood, outbox
 from flexmail.services.context import RequestMeta, setting
 from flexmail.services.errors import NotFound, RateLimited, ValidationFailed
-from flexmail.services.flood import check_confirmation_allowed
 from flexmail.services.lists import get_list
 from flexmail.services.proof import record_event, record_many
 from flexmail.services.subscriptions import hash_address_ip
@@ -221,14 +220,15 @@ def _import_signup(uow, lst, import_id, row, normalized, key, at) -> None:
     """A signup the marketer's form took: pending and a confirmation mail, within flood limits."""
     values = row.values
     ip_hash = hash_address_ip(values["signup_ip"])
-    check_confirmation_allowed(account_id=lst.account_id, address_hash=key, ip_hash=ip_hash)
+    with uow.session.begin_nested():  # a refusal (RateLimited) undoes this row's counting only
+        held = flood.count_confirmation(uow.session, account_id=lst.account_id, address_hash=key, ip_hash=ip_hash)
     consent_text = values.get("consent_text") or lst.consent_text
     sub = _new_subscription(uow, lst, normalized, key, consent_text=consent_text, source=values["form_url"], at=at)
     record_event(uow.session, sub, EventType.SUBSCRIBE_REQUESTED,
                  meta=RequestMeta(ip=values["signup_ip"], user_agent=values["user_agent"], at=at),
                  source=f"import:{import_id}",
                  details=_requested_details(lst, consent_text, values["form_url"], import_id, values))
-    outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash)
+    outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash, held=held)
 
 
 def import_json(job: ContactImport) -> dict:
