@@ -106,6 +106,8 @@ DEFAULTS = {
     # List logos are fetched once over https; tests fetch from 127.0.0.1 with their own CA.
     "LOGO_FETCH_ALLOW_PRIVATE": False,
     "LOGO_CA_FILE": None,  # None -> the system's CA certificates
+    # Seconds between two rounds of the ledger sealer in a worker (0: only on demand).
+    "LEDGER_SEAL_INTERVAL": 5,
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}

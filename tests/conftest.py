@@ -76,6 +76,7 @@ def _config(tmp: Path, namespace: str) -> dict:
         "TESTING": True,
         "EMBEDDED_WORKER": False,
         "OUTBOX_SWEEP_INTERVAL": 0,
+        "LEDGER_SEAL_INTERVAL": 0,
         "SPOOL_DRAIN_INTERVAL": 0,
         "PUBLIC_URL": "http://flexmail.test",
         "SECRET_KEYS": [SECRET],

@@ -85,6 +85,9 @@ OPERATION_IDS = {
     ("get", "/api/v1/proof/head"): "getProofHead",
     ("get", "/api/v1/proof/key"): "getProofKey",
     ("get", "/api/v1/proof/export"): "exportProof",
+    ("get", "/api/v1/proof/consistency"): "getProofConsistency",
+    ("get", "/api/v1/proof/controller"): "getController",
+    ("put", "/api/v1/proof/controller"): "setController",
     ("get", "/api/v1/people"): "getPersonReport",
     ("get", "/api/v1/audit"): "listAuditEntries",
     ("post", "/api/v1/campaigns"): "createCampaign",
@@ -118,6 +121,7 @@ OPERATION_IDS = {
 #: Statuses an operation answers that its route does not imply (ids in the body...).
 EXTRA_STATUSES = {
     "createCampaign": {404},
+    "getProofConsistency": {404},  # no signed head of that size
 }
 
 
@@ -136,6 +140,7 @@ REQUEST_EXAMPLES = {
     "createWebhook": {"url": "https://acme.example/hooks/flexmail",
                       "events": ["subscription.confirmed", "subscription.unsubscribed"]},
     "replayWebhookDeliveries": {"since": "2026-11-29T12:00:00Z"},
+    "setController": {"legal_name": "Acme Outdoor BV", "postal_address": "Veldstraat 1\n9000 Gent\nBelgium"},
 }
 
 

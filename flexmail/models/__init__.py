@@ -4,7 +4,7 @@ from flexmail.models.accounts import Account, ApiKey
 from flexmail.models.audit import AuditEntry
 from flexmail.models.bounces import BouncePolicy, BounceRecord, HookEndpoint, HookEventSeen
 from flexmail.models.campaigns import Campaign
-from flexmail.models.consent_events import ConsentEvent, LedgerHead
+from flexmail.models.consent_events import ConsentEvent, LedgerNode, LedgerTreeHead
 from flexmail.models.contact_imports import ContactImport
 from flexmail.models.flood import FloodCounter
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
@@ -35,7 +35,8 @@ __all__ = [
     "HookEventSeen",
     "IdempotencyRecord",
     "Lease",
-    "LedgerHead",
+    "LedgerNode",
+    "LedgerTreeHead",
     "ListLogo",
     "MailingList",
     "OutboxMessage",

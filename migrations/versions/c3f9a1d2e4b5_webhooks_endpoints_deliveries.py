@@ -1,7 +1,7 @@
 """webhooks: endpoints and deliveries (the webhook outbox and its log); contact imports
 
 Revision ID: c3f9a1d2e4b5
-Revises: 5775cc054225
+Revises: 7c1e9a4b2d10
 Create Date: 2026-11-29 18:50:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c3f9a1d2e4b5'
-down_revision = '5775cc054225'
+down_revision = '7c1e9a4b2d10'
 branch_labels = None
 depends_on = None
 
