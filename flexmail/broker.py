@@ -74,6 +74,22 @@ class OutboxSweeperMiddleware(Middleware):
         outbox.run_sweeper(self.app, self.interval, self._stop)
 
 
+class WebhookSweeperMiddleware(OutboxSweeperMiddleware):
+    """The same for webhook deliveries: due rows (first attempts missed, retries) are enqueued."""
+
+    def _loop(self):
+        from flexmail.services import webhook_delivery
+
+        while True:
+            try:
+                with self.app.app_context():
+                    webhook_delivery.sweep()
+            except Exception:
+                log.exception("webhook sweep failed")
+            if self._stop.wait(self.interval):
+                return
+
+
 def build_broker(url: str, *, namespace: str = "flexmail") -> dramatiq.Broker:
     """``stub``, ``redis://...`` or ``amqp://...``."""
     if url == "stub":
@@ -96,6 +112,7 @@ def init_app(app) -> dramatiq.Broker:
     broker = build_broker(app.config["BROKER_URL"], namespace=app.config.get("BROKER_NAMESPACE", "flexmail"))
     broker.add_middleware(AppContextMiddleware(app))
     broker.add_middleware(OutboxSweeperMiddleware(app, app.config["OUTBOX_SWEEP_INTERVAL"]))
+    broker.add_middleware(WebhookSweeperMiddleware(app, app.config["OUTBOX_SWEEP_INTERVAL"]))
     from flexmail.sealer import LedgerSealerMiddleware
 
     broker.add_middleware(LedgerSealerMiddleware(app, app.config["LEDGER_SEAL_INTERVAL"]))

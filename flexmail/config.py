@@ -91,6 +91,18 @@ DEFAULTS = {
     "FORWARD_MAX_ATTEMPTS": 3,
     "FORWARD_RETRY_DELAY_MS": 60_000,  # first retry; each further one waits 4x longer
     "CAMPAIGN_RECIPIENTS_BATCH": 500,
+    # Webhooks: endpoints on loopback/private/link-local addresses are refused unless this is
+    # true (a receiver on the operator's own network; tests). Retries back off from
+    # WEBHOOK_RETRY_BASE seconds doubling to WEBHOOK_RETRY_CAP, WEBHOOK_MAX_ATTEMPTS times (> 24 h).
+    "WEBHOOKS_ALLOW_PRIVATE": False,
+    # Contact imports (POST /api/v1/lists/<id>/imports, up to 1,000,000 rows) accept bodies this large.
+    "CONTACT_IMPORT_MAX_BYTES": 256 * 1024 * 1024,
+    "WEBHOOK_TIMEOUT_SECONDS": 5,
+    "WEBHOOK_RETRY_BASE": 30,
+    "WEBHOOK_RETRY_CAP": 3600,
+    "WEBHOOK_MAX_ATTEMPTS": 36,
+    # Finished deliveries (and the addresses they name) stay in the log this long.
+    "WEBHOOK_LOG_DAYS": 30,
     # List logos are fetched once over https; tests fetch from 127.0.0.1 with their own CA.
     "LOGO_FETCH_ALLOW_PRIVATE": False,
     "LOGO_CA_FILE": None,  # None -> the system's CA certificates

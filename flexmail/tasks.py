@@ -15,7 +15,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from flexmail.services import forwarding, imports, outbox, retention, sealing
+from flexmail.services import contact_imports, forwarding, imports, outbox, retention, sealing, webhook_delivery
 
 
 @dramatiq.actor(broker=StubBroker(), max_retries=0, queue_name="mail")
@@ -44,7 +44,21 @@ def seal_ledger(account_id: int) -> None:
     sealing.seal(account_id, wait=False)
 
 
-ACTORS = (send_outbox, send_forward, import_suppressions, run_retention, seal_ledger)
+
+
+@dramatiq.actor(broker=StubBroker(), max_retries=5, min_backoff=5_000, max_backoff=300_000,
+                time_limit=6 * 3600 * 1000, queue_name="imports")
+def import_contacts(import_id: int) -> None:
+    contact_imports.run_import(import_id)
+
+
+@dramatiq.actor(broker=StubBroker(), max_retries=0, queue_name="webhooks")
+def deliver_webhook(delivery_id: int) -> None:  # the row's schedule is the only retry
+    webhook_delivery.deliver(delivery_id)
+
+
+ACTORS = (send_outbox, send_forward, import_suppressions, run_retention, deliver_webhook, import_contacts,
+          seal_ledger)
 
 
 def bind_actors(broker: dramatiq.Broker) -> None:

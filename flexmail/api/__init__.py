@@ -22,6 +22,7 @@ SPEC_KWARGS = {
 def init_app(app) -> None:
     from flexmail.api import (
         campaigns,
+        contact_imports,
         docs,
         erasures,
         hook_endpoints,
@@ -36,11 +37,12 @@ def init_app(app) -> None:
         subscriptions,
         suppressions,
         unsubscribes,
+        webhooks,
     )
 
     api.init_app(app, spec_kwargs=SPEC_KWARGS)
     for module in (lists, subscriptions, proof, people, unsubscribes, campaigns, suppressions, erasures, keys,
-                   hook_endpoints):
+                   webhooks, contact_imports, hook_endpoints):
         app.extensions["csrf"].exempt(module.blp)
         api.register_blueprint(module.blp)
     # ESP events: signed by the provider, not by a session; outside the OpenAPI description.

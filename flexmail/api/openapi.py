@@ -107,6 +107,14 @@ OPERATION_IDS = {
     ("get", "/api/v1/keys/{key_id}"): "getKey",
     ("delete", "/api/v1/keys/{key_id}"): "revokeKey",
     ("post", "/api/v1/keys/{key_id}/rotate"): "rotateKey",
+    ("post", "/api/v1/lists/{list_id}/imports"): "importContacts",
+    ("get", "/api/v1/lists/{list_id}/imports/{import_id}"): "getContactImport",
+    ("get", "/api/v1/webhooks"): "listWebhooks",
+    ("post", "/api/v1/webhooks"): "createWebhook",
+    ("get", "/api/v1/webhooks/{webhook_id}"): "getWebhook",
+    ("delete", "/api/v1/webhooks/{webhook_id}"): "deleteWebhook",
+    ("get", "/api/v1/webhooks/{webhook_id}/deliveries"): "listWebhookDeliveries",
+    ("post", "/api/v1/webhooks/{webhook_id}/replay"): "replayWebhookDeliveries",
 }
 
 
@@ -129,6 +137,9 @@ REQUEST_EXAMPLES = {
     "checkSuppressions": {"emails": ["reader@example.com", "former@example.com"]},
     "erasePerson": {"email": "reader@example.com"},
     "rotateKey": {"grace_seconds": 3600},
+    "createWebhook": {"url": "https://acme.example/hooks/flexmail",
+                      "events": ["subscription.confirmed", "subscription.unsubscribed"]},
+    "replayWebhookDeliveries": {"since": "2026-11-29T12:00:00Z"},
     "setController": {"legal_name": "Acme Outdoor BV", "postal_address": "Veldstraat 1\n9000 Gent\nBelgium"},
 }
 

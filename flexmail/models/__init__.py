@@ -5,6 +5,7 @@ from flexmail.models.audit import AuditEntry
 from flexmail.models.bounces import BouncePolicy, BounceRecord, HookEndpoint, HookEventSeen
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerNode, LedgerTreeHead
+from flexmail.models.contact_imports import ContactImport
 from flexmail.models.flood import FloodCounter
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.idempotency import IdempotencyRecord
@@ -15,6 +16,7 @@ from flexmail.models.spool import SpoolApplied
 from flexmail.models.subscriptions import Subscription
 from flexmail.models.suppression_imports import SuppressionImport
 from flexmail.models.suppressions import Suppression, SuppressionLift
+from flexmail.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Account",
@@ -24,6 +26,7 @@ __all__ = [
     "BounceRecord",
     "Campaign",
     "CampaignForwardDay",
+    "ContactImport",
     "ConsentEvent",
     "FloodCounter",
     "ForwardOptOut",
@@ -42,4 +45,6 @@ __all__ = [
     "Suppression",
     "SuppressionImport",
     "SuppressionLift",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

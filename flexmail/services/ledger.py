@@ -50,6 +50,12 @@ def append(session, event: ConsentEvent, *, email: str | None) -> ConsentEvent:
     return event
 
 
+def append_many(session, events: list[tuple[ConsentEvent, str | None]]) -> None:
+    """``append`` for many events (a bulk import): inserted together at the next flush."""
+    for event, email in events:
+        append(session, event, email=email)
+
+
 # --- signed tree heads ------------------------------------------------------------------
 
 def head_document(row: LedgerTreeHead) -> dict:

@@ -36,7 +36,7 @@ from flexmail.domain.consent import EventType, Status
 from flexmail.domain.erasure import contains_address, scrub
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, OutboxMessage, Subscription, Suppression, SuppressionLift
-from flexmail.services import audit, idempotency
+from flexmail.services import audit, idempotency, webhooks
 from flexmail.services.context import RequestMeta, parse_address
 from flexmail.services.proof import record_event
 from flexmail.services.suppression_store import Actor, add_entries, hasher
@@ -113,6 +113,9 @@ def erase_person(account_id: int, email: str, *, actor: Actor, meta: RequestMeta
         for sub in subs:
             record_event(session, sub, EventType.ERASED, meta=RequestMeta(at=meta.at), source="api", applied=True,
                          details={"actor": actor.name, "suppression_id": suppression_id})
+        webhooks.emit(session, account_id, "erasure.completed", at=meta.at, items=[(
+            {"subscription_ids": [sub.id for sub in subs], "suppression_id": suppression_id}, key, None)])
+        counts["webhook_deliveries"] += webhooks.forget_address(session, account_id, key)
         # Stored Idempotency-Key answers (kept 24 h) may name the address too.
         idempotency.forget_answers_naming(session, account_id, needles)
         audit.record(actor, "erasure", {"person": audit.address_ref(key), "subscriptions": len(subs),

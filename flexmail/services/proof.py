@@ -8,7 +8,7 @@ from flexmail.clock import iso, now
 from flexmail.domain.consent import EventType, next_status
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription
-from flexmail.services import accounts, audit, ledger, sealing, signing
+from flexmail.services import accounts, audit, ledger, sealing, signing, webhooks
 from flexmail.services.accounts import Principal
 from flexmail.services.context import RequestMeta, hash_address, parse_address, setting
 
@@ -28,7 +28,20 @@ def record_event(session, subscription: Subscription, event: EventType, *, meta:
         account_id=subscription.account_id, subscription_id=subscription.id, list_id=subscription.list_id,
         type=event, at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source=source, details=details or {},
     )
-    return ledger.append(session, row, email=subscription.email)
+    row = ledger.append(session, row, email=subscription.email)
+    webhooks.on_consent_event(session, subscription, row)  # in this transaction (webhook outbox)
+    return row
+
+
+def record_many(session, items: list[tuple[Subscription, EventType, RequestMeta, dict]], *,
+                source: str) -> None:
+    """Append events whose transitions the caller already made (a bulk import), in order,
+    with one ledger lock and one batched insert; their webhooks as ``record_event``'s."""
+    rows = [(ConsentEvent(account_id=sub.account_id, subscription_id=sub.id, list_id=sub.list_id, type=event,
+                          at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source=source, details=details or {}),
+             sub.email) for sub, event, meta, details in items]
+    ledger.append_many(session, rows)
+    webhooks.on_consent_events(session, [(sub, row) for (sub, *_), (row, _) in zip(items, rows, strict=True)])
 
 
 def event_json(event: ConsentEvent, inclusion_proof: list[str] | None = None) -> dict:

@@ -22,6 +22,7 @@ from flexmail.domain.matching import Hasher, Normalizer
 from flexmail.domain.suppression import Match
 from flexmail.extensions import db
 from flexmail.models import Subscription, Suppression, SuppressionLift
+from flexmail.services import webhooks
 from flexmail.services.context import RequestMeta, hash_key
 from flexmail.services.proof import record_event
 
@@ -138,6 +139,7 @@ def add_entries(session, *, account_id: int | None, kind: str, items: dict[str, 
     """
     at = at or now()
     result = Added()
+    rows_made: list[dict] = []
     keys = list(items)
     for start in range(0, len(keys), INSERT_BATCH):
         batch = keys[start:start + INSERT_BATCH]
@@ -157,6 +159,7 @@ def add_entries(session, *, account_id: int | None, kind: str, items: dict[str, 
             "reason": reason, "source": source, "created_by": actor.name, "api_key_id": actor.api_key_id,
             "created_at": at, "report": report,
         } for key in batch if key not in result.existing]
+        rows_made.extend(rows)
         if rows:
             made = session.execute(_insert().returning(Suppression.address_hash, Suppression.id), rows)
             result.new.update({key: pk for key, pk in made})
@@ -166,6 +169,11 @@ def add_entries(session, *, account_id: int | None, kind: str, items: dict[str, 
             details["report"] = report
         _record(session, account_id, kind, {k: items[k] for k in result.new}, result.new, EventType.SUPPRESSED,
                 at=at, source=event_source, details=details)
+        stored = {row["address_hash"]: row["email"] for row in rows_made}
+        webhooks.emit(session, account_id, "suppression.added", at=at, items=[(
+            {"suppression_id": pk, "kind": kind, "reason": reason, "source": source,
+             "domain": items[key] if kind == "domain" else None},
+            key if kind == "address" else None, stored.get(key)) for key, pk in result.new.items()])
     return result
 
 
@@ -214,6 +222,10 @@ def lift(session, row: Suppression, *, actor: Actor, note: str | None, event_sou
     _record(session, row.account_id, row.kind, {row.address_hash: row.domain}, {row.address_hash: row.id},
             EventType.UNSUPPRESSED, at=at, source=event_source,
             details={"reason": row.reason, "kind": row.kind, "actor": actor.name, "note": note})
+    webhooks.emit(session, row.account_id, "suppression.lifted", at=at, items=[(
+        {"suppression_id": row.id, "kind": row.kind, "reason": row.reason, "source": event_source,
+         "domain": row.domain},
+        row.address_hash if row.kind == "address" else None, row.email)])
     session.delete(row)
     return record
 
