@@ -95,6 +95,8 @@ DEFAULTS = {
     # true (a receiver on the operator's own network; tests). Retries back off from
     # WEBHOOK_RETRY_BASE seconds doubling to WEBHOOK_RETRY_CAP, WEBHOOK_MAX_ATTEMPTS times (> 24 h).
     "WEBHOOKS_ALLOW_PRIVATE": False,
+    # Seconds a process trusts its copy of an account's webhook endpoints (0: read per transaction).
+    "WEBHOOK_ENDPOINT_CACHE_SECONDS": 5,
     # Contact imports (POST /api/v1/lists/<id>/imports, up to 1,000,000 rows) accept bodies this large.
     "CONTACT_IMPORT_MAX_BYTES": 256 * 1024 * 1024,
     "WEBHOOK_TIMEOUT_SECONDS": 5,

@@ -19,6 +19,8 @@ import base64
 import logging
 import secrets
 import socket
+import time
+import weakref
 
 import dramatiq
 from sqlalchemy import event as sa_event
@@ -91,6 +93,7 @@ def register_endpoint(account_id: int, *, url: str, events: list[str]) -> dict:
                                    last_sequence=0, created_at=now())
         uow.session.add(endpoint)
         uow.session.flush()
+        _forget_endpoints(uow.session, account_id)
     log.info("webhook endpoint %s registered for account %s", endpoint.id, account_id)
     return {**endpoint_json(endpoint), "secret": endpoint.secret}
 
@@ -118,6 +121,7 @@ def delete_endpoint(account_id: int, endpoint_id: int) -> dict:
     with unit_of_work() as uow:
         endpoint = get_endpoint(account_id, endpoint_id)
         endpoint.deleted_at = now()
+        _forget_endpoints(uow.session, account_id)
         uow.session.execute(
             update(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id,
                                           WebhookDelivery.status == "pending")
@@ -183,15 +187,37 @@ def emit(session, account_id: int | None, event_type: str, *, at, items: list[tu
     return written
 
 
+#: Per database engine (so each app, and each test's app, has its own): account id ->
+#: (monotonic expiry, endpoints). Consent writes then pay no query for a feature the
+#: account does not use; see ``WEBHOOK_ENDPOINT_CACHE_SECONDS``.
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _endpoints(session, account_id: int) -> list[tuple[int, list]]:
-    """The account's endpoints, read once per transaction (an import records many events)."""
+    """The account's endpoints: read once per transaction (an import records many events),
+    and kept per process for ``WEBHOOK_ENDPOINT_CACHE_SECONDS``. A change made in this
+    process takes effect at once; one made in another process within that many seconds (a
+    new endpoint there starts receiving a little later; a deleted one is skipped at delivery)."""
     cache = session.info.setdefault(_ENDPOINTS_KEY, {})
-    if account_id not in cache:
-        cache[account_id] = [(pk, events or []) for pk, events in session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.events).where(
-                WebhookEndpoint.account_id == account_id, WebhookEndpoint.deleted_at.is_(None))
-            .order_by(WebhookEndpoint.id))]
+    if account_id in cache:
+        return cache[account_id]
+    ttl = setting("WEBHOOK_ENDPOINT_CACHE_SECONDS")
+    shared = _SHARED.setdefault(session.get_bind(), {})
+    hit = shared.get(account_id)
+    if ttl > 0 and hit is not None and hit[0] > time.monotonic():
+        cache[account_id] = hit[1]
+        return hit[1]
+    cache[account_id] = [(pk, events or []) for pk, events in session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+            WebhookEndpoint.account_id == account_id, WebhookEndpoint.deleted_at.is_(None))
+        .order_by(WebhookEndpoint.id))]
+    shared[account_id] = (time.monotonic() + ttl, cache[account_id])
     return cache[account_id]
+
+
+def _forget_endpoints(session, account_id: int) -> None:
+    """This process sees an endpoint change at once."""
+    _SHARED.get(session.get_bind(), {}).pop(account_id, None)
 
 
 def forget_address(session, account_id: int, address_hash: str) -> int:
