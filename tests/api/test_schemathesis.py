@@ -79,5 +79,7 @@ def test_no_input_makes_the_api_answer_5xx(app, client, live_server, create_list
     operations = report["operations"]
     assert operations["tested"] == operations["total"] >= 20, operations  # every API operation was exercised
     assert report["test_cases"]["generated"] >= 20 * operations["total"]
-    reached = report["valid_rates"]["GET /api/v1/lists/{list_id}/subscriptions"]["fuzzing"]
-    assert reached["accepted"] > 0, reached  # the real ids were used
+    # The real ids were used (in whichever phases generated the cases: with the description's
+    # examples schemathesis may reach the operation in its examples or coverage phase).
+    reached = report["valid_rates"]["GET /api/v1/lists/{list_id}/subscriptions"]
+    assert sum(phase.get("accepted", 0) for phase in reached.values() if isinstance(phase, dict)) > 0, reached
