@@ -42,10 +42,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     drainer.init_app(app, broker)
 
-    from flexmail import api, public
+    from flexmail import api, observability, public
 
     api.init_app(app)
     public.init_app(app)
+    observability.init_app(app)  # /ready, /metrics, request timing
 
     from flexmail import cli
 

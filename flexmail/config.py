@@ -63,6 +63,11 @@ DEFAULTS = {
     "FORWARD_MAX_ATTEMPTS": 3,
     "FORWARD_RETRY_DELAY_MS": 60_000,  # first retry; each further one waits 4x longer
     "CAMPAIGN_RECIPIENTS_BATCH": 500,
+    # /metrics (flexmail.observability): readable from loopback (unless off) or with this bearer token;
+    # WORKER_METRICS adds dramatiq's Prometheus middleware (set for dramatiq worker processes only).
+    "METRICS_TOKEN": None,
+    "METRICS_LOOPBACK": True,
+    "WORKER_METRICS": False,
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}

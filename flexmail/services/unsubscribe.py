@@ -31,6 +31,7 @@ from flexmail.services.addressing import inbound_domain
 from flexmail.services.context import RequestMeta, setting, signer
 from flexmail.services.errors import BadToken, RateLimited, Suppressed
 from flexmail.services.lists import get_list
+from flexmail.services.metrics import UNSUBSCRIBES
 from flexmail.services.proof import record_event
 from flexmail.services.subscriptions import get_subscription, request_subscription
 from flexmail.services.suppressions import add_suppression
@@ -179,6 +180,7 @@ def _apply(uow, sub: Subscription, *, meta: RequestMeta, method: str, details: d
                      details={"method": method, "actor": ACTORS[method], **details})
         # A confirmation still queued for this signup must not go out any more.
         outbox.skip_pending_confirmations(uow, sub.id, reason="unsubscribed")
+        uow.after_commit(UNSUBSCRIBES.labels(method).inc)  # the one place unsubscribes are counted
     return bool(won)
 
 
