@@ -115,8 +115,8 @@ def queue_figures(broker) -> dict[str, tuple[int, float | None]]:
             figures[name] = (broker.get_queue_message_counts(name)[0], None)
         elif hasattr(broker, "queues"):  # StubBroker
             queue = broker.queues[name]
-            items = list(queue.queue)
-            lag = (now_ms - items[0].message_timestamp) / 1000 if items else 0.0
+            items = list(queue.queue)  # encoded messages, oldest first
+            lag = (now_ms - json.loads(items[0])["message_timestamp"]) / 1000 if items else 0.0
             figures[name] = (len(items), max(0.0, lag))
     return figures
 
