@@ -241,6 +241,7 @@ def main() -> None:  # noqa: C901 (a script: one straight sequence)
     args = parser.parse_args()
     if args.tiny:
         args.seconds, args.connections, args.repeat, args.accounts = 1, 4, 1, 3
+        args.per_request_budget = min(args.per_request_budget, 300)  # tokens enough for ~300 req/s
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk); ./dev bench installs it")
 
