@@ -6,10 +6,9 @@ import re
 import warnings
 
 import flask_migrate
-import pytest
 
 from flexmail import create_app
-from tests.conftest import BACKEND, HASH_KEY, SECRET
+from tests.conftest import HASH_KEY, SECRET
 from tests.helpers import token_of
 from tests.unsubscribe_support import confirm_signup, unsubscribe_path
 
@@ -171,7 +170,6 @@ def test_loopback_access_can_be_turned_off(make_app, app_config):
     assert app.test_client().get("/metrics").status_code == 403
 
 
-@pytest.mark.skipif(BACKEND != "postgres", reason="the workers' middleware needs a real broker's worker processes")
 def test_worker_metrics_add_dramatiqs_prometheus_middleware(make_app, app_config):
     """FLEXMAIL_WORKER_METRICS adds dramatiq's Prometheus middleware to the broker; without it there is none."""
     from dramatiq.middleware.prometheus import Prometheus
