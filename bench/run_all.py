@@ -37,7 +37,7 @@ HELPERS = {"__init__", "common", "baseline_app", "run_all"}
 SEPARATE = {"soak": "a 10-minute reliability run with faults: `python bench/soak.py --minutes 10`"}
 #: Arguments for the full run, sized for <= 15 minutes in all on this 2-core machine.
 SIZES = {
-    "http_paths": ["--seconds", "10", "--repeat", "3", "--accounts", "1000"],  # its full size
+    "http_paths": ["--seconds", "5", "--repeat", "2", "--accounts", "1000"],
     "sequential_subscribe": ["--requests", "300", "--repeat", "2", "--pending", "1000000"],
     "suppression_check": ["--entries", "1000000", "--checks", "100000", "--repeat", "3"],
     "proof_export": ["--events", "1000000"],
