@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -128,11 +129,11 @@ def run_one(name: str, extra: list[str], timeout: float, out: Path) -> dict:
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 15)
+            os.killpg(proc.pid, signal.SIGINT)  # KeyboardInterrupt: the benchmark's cleanup runs
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             code = "timeout"
     elapsed = time.monotonic() - started
