@@ -128,7 +128,7 @@ class ScrapeCollector:
         self.app = app
 
     def collect(self):
-        from flexmail.services import metrics
+        from flexmail.services import metrics, spool
 
         up = GaugeMetricFamily("flexmail_database_up", "1 when the scrape could read the database.")
         try:
@@ -153,9 +153,13 @@ class ScrapeCollector:
                 yield GaugeMetricFamily("flexmail_ledger_sealing_lag_seconds",
                                         "Age of the oldest consent event not yet sealed (0: none).",
                                         value=ledger["oldest_unsealed_age_seconds"])
+        try:  # from the spool's files alone: it counts while the database is down
+            with self.app.app_context():
+                pending = spool.status()["pending"]
             yield GaugeMetricFamily("flexmail_spool_pending_lines",
-                                    "Opt-outs in the local spool waiting for the database.",
-                                    value=figures["spool"]["pending"])
+                                    "Opt-outs in the local spool waiting for the database.", value=pending)
+        except Exception as exc:
+            log.warning("metrics: spool figures unavailable (%s)", type(exc).__name__)
         depth = GaugeMetricFamily("flexmail_queue_depth", "Messages waiting in a broker queue.", labels=["queue"])
         lag = GaugeMetricFamily("flexmail_queue_lag_seconds",
                                 "Seconds the oldest waiting message has been in its queue.", labels=["queue"])

@@ -1,8 +1,8 @@
 """Operational figures: the unsubscribe counter and the gauges computed at scrape time.
 
 The counter lives here so the unsubscribe service increments it in ONE place. The gauges
-(outbox depth and the age of its oldest due row, ledger sealing lag, spool lines waiting)
-are read from the database and the spool when ``/metrics`` is scraped, never kept in
+(outbox depth and the age of its oldest due row, ledger sealing lag)
+are read from the database when ``/metrics`` is scraped, never kept in
 memory, so every process and every scrape agrees with the database.
 
 Under gunicorn ``PROMETHEUS_MULTIPROC_DIR`` is set (``deploy/gunicorn.conf.py``) before this
@@ -62,12 +62,10 @@ def ledger_figures() -> dict | None:
 
 
 def snapshot() -> dict:
-    """Everything the scrape reports from the database and the spool, in one call."""
-    from flexmail.services import spool
-
+    """Everything the scrape reports from the database, in one call (the spool's lines come
+    from ``spool.status()``, read by the scrape itself: this module imports no other service,
+    since the unsubscribe service imports it)."""
     try:
-        figures = {"outbox": outbox_figures(), "ledger": ledger_figures()}
+        return {"outbox": outbox_figures(), "ledger": ledger_figures()}
     finally:
         db.session.remove()
-    figures["spool"] = {"pending": spool.status()["pending"]}
-    return figures
