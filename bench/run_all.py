@@ -1,4 +1,4 @@
-"""`./dev bench`: run every benchmark in bench/ within a time budget and rewrite docs/benchmarks.md.
+"""`./dev bench`: run every benchmark in bench/ within a time budget and rewrite its section of docs/benchmarks.md.
 
 Benchmarks are discovered (every ``bench/*.py`` script but the helpers in ``HELPERS``), so one
 added on a branch is run as soon as it is on main. ``SIZES`` holds, in this one place, the
@@ -58,6 +58,9 @@ TARGETS = [
     ("proof_export", "*ratio*", ">=", 0.5, "COPY TO time / export time"),
     ("proof_export", "*rss*", "<=", 150, "export peak RSS (MB)"),
 ]
+#: The part of docs/benchmarks.md this runner owns.
+BEGIN = "<!-- ./dev bench: generated section, begin -->"
+END = "<!-- ./dev bench: generated section, end -->"
 #: Per-benchmark cap for one without a known size (seconds).
 UNKNOWN_CAP = 180
 
@@ -165,17 +168,20 @@ def target_rows(result: dict) -> list[str]:
 
 def render(results: list[dict], info: dict, started: dt.datetime, total: float, budget: float) -> str:
     lines = [
-        "# Benchmarks",
+        BEGIN,
+        "## Latest `./dev bench` run",
         "",
-        "Written by `./dev bench` (`bench/run_all.py`) from the benchmarks' JSON output; do not edit by hand.",
+        "This section is rewritten by `./dev bench` (`bench/run_all.py`) from the benchmarks' JSON output;",
+        "the sections after it are written by hand (profiles, explanations) and are kept.",
         "Every figure is measured in the same run as its baseline, on a shared and noisy machine: the",
         "ratios carry over to other machines, the absolute numbers do not.",
         "",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC; total {total / 60:.1f} min (budget {budget / 60:.0f} min)",
-        f"- Machine: {machine()}",
+        f"- Machine: {machine()}; load average at the end (1, 5, 15 min): "
+        + ", ".join(f"{x:.1f}" for x in os.getloadavg()) + " (shared machine: other jobs ran too)",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in info.items()),
         "",
-        "## Targets (issue 11)",
+        "### Targets (issue 11)",
         "",
         "| what | figure | measured | target | |",
         "|---|---|---:|---:|---|",
@@ -186,7 +192,7 @@ def render(results: list[dict], info: dict, started: dt.datetime, total: float, 
         if (ROOT / "bench" / f"{name}.py").exists():
             lines += ["", f"`{name}` is not part of this run: {why}."]
     for result in results:
-        lines += ["", f"## {result['name']}", "", f"    {result['command']}", "",
+        lines += ["", f"### {result['name']}", "", f"    {result['command']}", "",
                   f"Exit {result['exit']} after {result['seconds']:.0f} s."]
         if result["figures"]:
             lines += ["", "| figure | value |", "|---|---:|"]
@@ -195,7 +201,23 @@ def render(results: list[dict], info: dict, started: dt.datetime, total: float, 
             if not result["has_json"]:
                 lines += ["", "(this benchmark has no `--json` option yet: its last lines follow)"]
             lines += ["", "```", result["tail"], "```"]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, END]) + "\n"
+
+
+def write_doc(section: str) -> None:
+    """Put ``section`` between the markers of docs/benchmarks.md (after its intro when absent)."""
+    path = ROOT / "docs" / "benchmarks.md"
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in doc and END in doc:
+        head, rest = doc.split(BEGIN, 1)
+        doc = head + section.rstrip("\n") + rest.split(END, 1)[1]
+    else:
+        first = doc.find("\n## ")
+        doc = (doc + "\n" + section) if first < 0 else doc[:first + 1] + section + "\n" + doc[first + 1:]
+    path.write_text(doc)
+
+
+
 
 
 def main() -> int:
@@ -228,8 +250,7 @@ def main() -> int:
     total = time.monotonic() - t0
     print(f"== all done in {total / 60:.1f} min; JSON and logs in {out}", flush=True)
     if not (args.tiny or args.no_write):
-        doc = render(results, versions(), started, total, args.budget)
-        (ROOT / "docs" / "benchmarks.md").write_text(doc)
+        write_doc(render(results, versions(), started, total, args.budget))
         print("== docs/benchmarks.md rewritten", flush=True)
     return 0 if all(r["exit"] == 0 for r in results) else 1
 

@@ -42,7 +42,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     drainer.init_app(app, broker)
 
-    from flexmail import api, observability, public
+    from flexmail import api, i18n, observability, public
+
+    i18n.init_app(app)
 
     api.init_app(app)
     public.init_app(app)
@@ -52,7 +54,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     cli.init_app(app)
 
-    if (app.config["BROKER_URL"] == "stub" and app.config["EMBEDDED_WORKER"]
-            and not app.config.get("TESTING")):
-        broker_module.start_embedded_worker(app, broker)
+    if app.config["BROKER_URL"] == "stub" and app.config["EMBEDDED_WORKER"]:
+        broker_module.start_worker_with_first_request(app, broker)
     return app

@@ -39,10 +39,20 @@ class AppContextMiddleware(Middleware):
     def after_skip_message(self, broker, message):
         self._pop()
 
+    def before_worker_thread_shutdown(self, broker, thread):
+        from flexmail.mail.transports import close_pooled
+
+        close_pooled()  # the thread's SMTP connections end with it
+
 
 class OutboxSweeperMiddleware(Middleware):
-    """Every worker (a dramatiq process or the embedded thread) sweeps the outbox on boot
-    and then every ``interval`` seconds, so a mail committed before a crash still goes out."""
+    """Worker processes (dramatiq's, or the embedded thread) offer to be the outbox sweeper.
+
+    Each runs a thread that tries to take the ``outbox-sweeper`` lease (``services.outbox.run_sweeper``)
+    every ``interval`` seconds; only its holder sweeps, so there is one sweeper per
+    installation however many workers run. A holder that dies stops renewing and another
+    worker takes over after three intervals.
+    """
 
     def __init__(self, app, interval: int):
         self.app = app
@@ -61,14 +71,7 @@ class OutboxSweeperMiddleware(Middleware):
     def _loop(self):
         from flexmail.services import outbox
 
-        while True:
-            try:
-                with self.app.app_context():
-                    outbox.sweep()
-            except Exception:
-                log.exception("outbox sweep failed")
-            if self._stop.wait(self.interval):
-                return
+        outbox.run_sweeper(self.app, self.interval, self._stop)
 
 
 def build_broker(url: str, *, namespace: str = "flexmail") -> dramatiq.Broker:
@@ -107,3 +110,19 @@ def start_embedded_worker(app, broker) -> dramatiq.Worker:
     worker.start()
     app.extensions["dramatiq_worker"] = worker
     return worker
+
+
+def start_worker_with_first_request(app, broker) -> None:
+    """On the embedded default, the process that serves HTTP runs the worker (and offers to
+    be the sweeper), starting with its first request. CLI commands (``inbound deliver``,
+    ``inbound serve``, ``outbox sweep``...) serve none, so they never start one; mail they
+    commit is enqueued to nobody and sent by the sweeper of the web process."""
+    lock = threading.Lock()
+
+    @app.before_request
+    def _start_embedded_worker():
+        if "dramatiq_worker" in app.extensions:
+            return
+        with lock:
+            if "dramatiq_worker" not in app.extensions:
+                start_embedded_worker(app, broker)

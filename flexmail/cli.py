@@ -8,14 +8,13 @@ import logging
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from flexmail.services import accounts, export, lists, outbox, retention
+from flexmail.services import accounts, export, flood, lists, outbox, retention
 from flexmail.services.errors import FlexmailError
 
 accounts_cli = AppGroup("accounts", help="Marketer accounts and API keys.")
@@ -79,14 +78,49 @@ def accounts_create(name, scopes, as_json):
 
 @outbox_cli.command("sweep")
 @click.option("--loop", "interval", type=int, default=0,
-              help="Sweep every N seconds until stopped (0: once).")
+              help="Be the installation's sweeper: sweep every N seconds while holding the sweeper "
+                   "lease, until stopped (0: sweep once).")
 def outbox_sweep(interval):
-    """Enqueue outbox messages left pending (e.g. by a crash between commit and enqueue)."""
-    while True:
+    """Enqueue due outbox mail nobody took, and free claims of workers that died.
+
+    Worker processes already offer to be the sweeper (one per installation holds the lease);
+    this command is for a separate sweeper process or a one-off run. Not on the embedded
+    default: there the web process's worker sweeps, and a queue in this process has no worker.
+    """
+    if current_app.config["BROKER_URL"] == "stub":
+        raise click.UsageError("the embedded default sweeps in the web process; set FLEXMAIL_BROKER_URL "
+                               "to a Redis or RabbitMQ broker to sweep from here")
+    if interval <= 0:
         click.echo(f"enqueued {outbox.sweep()}")
-        if interval <= 0:
-            return
-        time.sleep(interval)
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        outbox.run_sweeper(current_app._get_current_object(), interval, stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@outbox_cli.command("resend")
+@click.argument("subscription_id", type=int)
+@click.option("--account", "account_id", type=int, required=True, help="The account the subscription belongs to.")
+def outbox_resend(subscription_id, account_id):
+    """Make the failed or refused confirmation mail of a pending signup due again."""
+    try:
+        state = outbox.resend_confirmation(account_id, subscription_id)
+    except FlexmailError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(json.dumps(state))
+
+
+@outbox_cli.command("held")
+@click.option("--account", "account_id", type=int, default=None, help="Only this account's mails.")
+@click.option("--limit", type=int, default=100, show_default=True)
+def outbox_held(account_id, limit):
+    """Confirmation mails held by the platform-wide cap per address (platform admin), as
+    JSON lines, newest first. The accounts saw these signups succeed; nothing was sent."""
+    for row in flood.held_confirmations(account_id=account_id, limit=limit):
+        click.echo(json.dumps(row))
 
 
 @inbound_cli.command("serve")

@@ -27,6 +27,12 @@ DEFAULTS = {
     "CONFIRM_PER_ADDRESS_PER_DAY": 3,
     "CONFIRM_PER_IP_PER_HOUR": 20,
     "CONFIRM_PER_ACCOUNT_PER_HOUR": 1000,
+    # Platform-wide cap per address and day, over every account: past it the mail is held
+    # (the account sees a normal signup), for the platform admin to review.
+    "CONFIRM_PLATFORM_PER_ADDRESS_PER_DAY": 10,
+    # Seconds a verified API key is trusted per process before it is looked up again
+    # (so a revoked key keeps working for at most this long in other processes; 0: off).
+    "API_KEY_CACHE_SECONDS": 5,
     "FORM_RATE_LIMIT": "20 per minute;200 per hour",
     # Requests per API key (Flask-Limiter syntax; empty: no limit). Answers carry RateLimit-*.
     "API_RATE_LIMIT": "1200 per minute",
@@ -38,6 +44,16 @@ DEFAULTS = {
     "OUTBOX_LEASE_SECONDS": 120,
     "OUTBOX_SWEEP_INTERVAL": 30,
     "OUTBOX_SWEEP_GRACE": 10,
+    # The retry schedule on each outbox row: 30 s doubling to 1 h, with jitter; 64 attempts
+    # span at least 51 h, so a relay outage of up to 48 h loses nothing (domain/retry.py).
+    "OUTBOX_RETRY_BASE": 30,
+    "OUTBOX_RETRY_CAP": 3600,
+    "OUTBOX_MAX_ATTEMPTS": 64,
+    # A worker claims up to this many due rows at once and sends them over one connection.
+    "OUTBOX_BATCH": 50,
+    # ... and records their outcomes every this many mails: a worker killed mid-batch re-sends
+    # at most this many (per thread) after the lease; fewer transactions cost less per mail.
+    "OUTBOX_RECORD_EVERY": 25,
     # Opt-out spool (database down): where it lives (None -> <instance>/spool), how large the
     # pending file may grow, and how often each long-running process drains it (0: never).
     "SPOOL_DIR": None,
@@ -54,6 +70,18 @@ DEFAULTS = {
     # domain; None -> the host of PUBLIC_URL. Its MX must reach `flask inbound serve|deliver`.
     "INBOUND_DOMAIN": None,
     "REPORT_LOCALPARTS": "bounces,abuse",  # inbound addresses that take DSN and ARF reports
+    # Bounce policy defaults (an account may set its own): suppress after this many soft
+    # bounces with no delivery in between, spread over at least this many days.
+    "BOUNCE_SOFT_COUNT": 3,
+    "BOUNCE_SOFT_DAYS": 7,
+    # ESP hooks: events older than this (seconds) are refused as stale.
+    "HOOK_MAX_AGE": 300,
+    # SES/SNS: SigningCertURL and SubscribeURL must match this host pattern (tests override it).
+    "SNS_HOST_PATTERN": r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$",
+    "SNS_URL_SCHEMES": "https",
+    # Bearer token of POST /internal/inbound, which the fast pipe (flexmail/inbound/pipe.py)
+    # hands received mail to; None -> the endpoint is off.
+    "INBOUND_TOKEN": None,
     "LOG_LEVEL": "INFO",
     # Forward to a friend (standards H): link lifetime, abuse limits, delivery retries.
     "FORWARD_MAX_AGE": 90 * 24 * 3600,
@@ -63,6 +91,9 @@ DEFAULTS = {
     "FORWARD_MAX_ATTEMPTS": 3,
     "FORWARD_RETRY_DELAY_MS": 60_000,  # first retry; each further one waits 4x longer
     "CAMPAIGN_RECIPIENTS_BATCH": 500,
+    # List logos are fetched once over https; tests fetch from 127.0.0.1 with their own CA.
+    "LOGO_FETCH_ALLOW_PRIVATE": False,
+    "LOGO_CA_FILE": None,  # None -> the system's CA certificates
     # /metrics (flexmail.observability): readable from loopback (unless off) or with this bearer token;
     # WORKER_METRICS adds dramatiq's Prometheus middleware (set for dramatiq worker processes only).
     "METRICS_TOKEN": None,
@@ -82,6 +113,7 @@ def load(app, test_config: dict | None) -> None:
     for key in _INT_KEYS:
         app.config[key] = int(app.config[key])
     app.config["EMBEDDED_WORKER"] = _truthy(app.config["EMBEDDED_WORKER"])
+    app.config["LOGO_FETCH_ALLOW_PRIVATE"] = _truthy(app.config["LOGO_FETCH_ALLOW_PRIVATE"])
 
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,13 @@
 """Dramatiq actors: one line each, ids only (never an address or a model).
 
-The one exception is ``send_forward``: a forward to a friend is never stored (no outbox
+The one exception to "ids only" is ``send_forward``: a forward to a friend is never stored (no outbox
 row), so its message must carry the friend's address, sealed (encrypted) by
 ``services.forwarding``. It has no dramatiq retries: a failed message would go, with its
 traceback, into a retry record and then the dead-letter queue (standards K4), so the
 service never raises and re-enqueues itself a few times instead.
+
+``send_outbox`` has no dramatiq retries either: the retry schedule lives on the outbox row,
+and the service records every send failure there instead of raising.
 """
 
 from __future__ import annotations
@@ -15,9 +18,8 @@ from dramatiq.brokers.stub import StubBroker
 from flexmail.services import forwarding, imports, outbox, retention
 
 
-@dramatiq.actor(broker=StubBroker(), max_retries=outbox.MAX_ATTEMPTS, min_backoff=5_000,
-                max_backoff=600_000, queue_name="mail")
-def send_outbox(message_id: int) -> None:
+@dramatiq.actor(broker=StubBroker(), max_retries=0, queue_name="mail")
+def send_outbox(message_id: int) -> None:  # the outbox row's schedule is the only retry
     outbox.send_outbox(message_id)
 
 

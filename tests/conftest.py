@@ -170,9 +170,7 @@ def _unfreeze():
     clock.freeze(None)
 
 
-@pytest.fixture
-def worker(app):
-    """A dramatiq worker on the app's broker; ``worker.drain()`` runs everything queued."""
+def _start_worker(app) -> dramatiq.Worker:
     broker = app.extensions["dramatiq"]
     w = dramatiq.Worker(broker, worker_threads=2, worker_timeout=50)
     w.start()
@@ -186,8 +184,29 @@ def worker(app):
         w.join()
 
     w.drain = drain
+    return w
+
+
+@pytest.fixture
+def worker(app):
+    """A dramatiq worker on the app's broker; ``worker.drain()`` runs everything queued."""
+    w = _start_worker(app)
     yield w
     w.stop()
+
+
+@pytest.fixture
+def worker_for():
+    """``worker_for(app)``: a worker (as ``worker``) for an app built by ``make_app``."""
+    started = []
+
+    def make(app):
+        started.append(_start_worker(app))
+        return started[-1]
+
+    yield make
+    for w in started:
+        w.stop()
 
 
 @pytest.fixture

@@ -24,6 +24,9 @@ def init_app(app) -> None:
         campaigns,
         docs,
         erasures,
+        hook_endpoints,
+        hooks,
+        internal,
         keys,
         limits,
         lists,
@@ -36,9 +39,15 @@ def init_app(app) -> None:
     )
 
     api.init_app(app, spec_kwargs=SPEC_KWARGS)
-    for module in (lists, subscriptions, proof, people, unsubscribes, campaigns, suppressions, erasures, keys):
+    for module in (lists, subscriptions, proof, people, unsubscribes, campaigns, suppressions, erasures, keys,
+                   hook_endpoints):
         app.extensions["csrf"].exempt(module.blp)
         api.register_blueprint(module.blp)
+    # ESP events: signed by the provider, not by a session; outside the OpenAPI description.
+    app.extensions["csrf"].exempt(hooks.bp)
+    app.register_blueprint(hooks.bp)
+    app.extensions["csrf"].exempt(internal.bp)
+    app.register_blueprint(internal.bp)
     openapi.complete(app, api)
     app.register_blueprint(docs.bp)
     app.after_request(limits.add_headers)

@@ -26,7 +26,7 @@ HTTP_CODES = {
 
 
 def is_api_request() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(("/api/", "/hooks/", "/internal/"))
 
 
 def envelope(status: int, code: str, message: str, fields: dict | None = None, headers=None):

@@ -10,6 +10,7 @@ from marshmallow import fields, validate
 
 from flexmail.clock import iso
 from flexmail.domain.consent import EventType, Status
+from flexmail.domain.languages import SUPPORTED as LANGUAGES
 
 
 def _no_breaks(value: str) -> None:
@@ -54,9 +55,28 @@ class ListIn(StrictSchema):
     sender_name = fields.String(required=True, validate=[validate.Length(1, 200), _no_breaks])
     sender_email = fields.String(required=True, validate=validate.Length(3, 254), metadata=_email())
     consent_text = fields.String(required=True, validate=validate.Length(1, 10_000))
-    language = fields.String(load_default="en", validate=validate.OneOf(["en", "de"]))
+    language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
     confirm_redirect_url = fields.Url(load_default=None, allow_none=True, schemes={"https", "http"},
                                       require_tld=False, validate=validate.Length(max=2000))
+    logo_url = fields.Url(load_default=None, allow_none=True, schemes={"https"}, validate=validate.Length(max=2000),
+                          metadata={"description": "https URL of a PNG, JPEG, GIF or WebP logo (at most 256 KiB), "
+                                                   "fetched once and served by Flexmail."})
+    accent_color = fields.String(allow_none=True, validate=validate.Regexp(r"^#[0-9a-fA-F]{6}$"),
+                                 metadata={"description": "#rrggbb, at least 4.5:1 contrast against white."})
+    postal_address = fields.String(allow_none=True, validate=validate.Length(max=500))
+    contact_email = fields.String(allow_none=True, validate=validate.Length(max=254), metadata=_email())
+    privacy_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
+
+
+class ListPatch(StrictSchema):
+    """Language and branding of a list; omitted fields stay, ``null`` clears one."""
+
+    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    logo_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
+    accent_color = fields.String(allow_none=True, validate=validate.Regexp(r"^#[0-9a-fA-F]{6}$"))
+    postal_address = fields.String(allow_none=True, validate=validate.Length(max=500))
+    contact_email = fields.String(allow_none=True, validate=validate.Length(max=254), metadata=_email())
+    privacy_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
 
 
 class ListOut(Out):
@@ -65,8 +85,16 @@ class ListOut(Out):
     sender_name = fields.String()
     sender_email = fields.String(metadata=_email())
     consent_text = fields.String()
-    language = fields.String(validate=validate.OneOf(["en", "de"]))
+    language = fields.String(validate=validate.OneOf(LANGUAGES))
     confirm_redirect_url = fields.String(allow_none=True, metadata=_uri())
+    accent_color = fields.String(allow_none=True)
+    postal_address = fields.String(allow_none=True)
+    contact_email = fields.String(allow_none=True, metadata=_email())
+    privacy_url = fields.String(allow_none=True, metadata=_uri())
+    #: Our URL of the stored logo (never the marketer's source URL), or null.
+    logo_url = fields.Function(
+        lambda obj: f"{current_app.config['PUBLIC_URL']}{obj.logo_path}" if obj.logo_path else None, allow_none=True,
+        metadata=_uri(type="string", description="Flexmail's copy of the list's logo, or null."))
     created_at = UTC()
     #: The hosted signup form, for marketers without a backend.
     subscribe_url = fields.Function(lambda obj: f"{current_app.config['PUBLIC_URL']}/subscribe/{obj.id}",
@@ -114,8 +142,32 @@ class SubscriptionOut(Out):
     unsubscribed_at = UTC(allow_none=True)
 
 
+class ConfirmationDeliveryOut(Out):
+    """The latest confirmation mail of a subscription and where its delivery stands."""
+
+    #: Null (and ``status`` ``none``) when no confirmation mail was ever queued.
+    outbox_id = fields.Integer(allow_none=True)
+    message_id = fields.String(allow_none=True)
+    #: pending (queued or waiting for its next attempt), sending, sent, skipped (no longer
+    #: needed), failed (attempts used up), bounced (refused by the relay with a 5xx), or none.
+    status = fields.String(validate=validate.OneOf(["pending", "sending", "sent", "skipped", "failed", "bounced",
+                                                    "none"]))
+    attempts = fields.Integer()
+    queued_at = fields.String(allow_none=True, metadata=DATE_TIME)
+    sent_at = fields.String(allow_none=True, metadata=DATE_TIME)
+    #: While pending: when the next attempt is due.
+    next_attempt_at = fields.String(allow_none=True, metadata=DATE_TIME)
+    #: Why the last attempt failed: the relay's reply (without the address) or the error type.
+    last_error = fields.String(allow_none=True)
+    #: The relay's reply code and enhanced status code (RFC 3463) of the last failure.
+    error_code = fields.Integer(allow_none=True)
+    error_status = fields.String(allow_none=True)
+
+
 class SubscriptionDetailOut(SubscriptionOut):
     events = fields.List(fields.Nested(EventOut))
+    #: The latest confirmation mail's delivery state.
+    confirmation = fields.Nested(ConfirmationDeliveryOut)
     #: The per-recipient one-click URL (never expires) and both header values, ready to
     #: paste into a message to this subscriber (for the campaign given as ``campaign_id``).
     unsubscribe_url = fields.String(metadata=_uri())
@@ -220,9 +272,67 @@ class CampaignStatsOut(Out):
     forwarded_recipients = fields.Integer()
 
 
+class DeliverabilityQuery(StrictSchema):
+    days = fields.Integer(load_default=30, validate=validate.Range(1, 366))
+
+
+class DeliverabilityDay(ma.Schema):
+    date = fields.String()
+    #: Results by class: hard, soft, sender, complaint, opt-out, ignore.
+    classes = fields.Dict(keys=fields.String(), values=fields.Integer())
+    #: Results by reason (Sisimai's vocabulary: userunknown, mailboxfull, blocked...).
+    reasons = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class DeliverabilityOut(ma.Schema):
+    list_id = fields.Integer()
+    since = fields.String()
+    until = fields.String()
+    totals = fields.Dict(keys=fields.String(), values=fields.Integer())
+    #: class -> reason -> count.
+    reasons = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.Integer()))
+    days = fields.List(fields.Nested(DeliverabilityDay))
+
+
+class BouncePolicyIn(StrictSchema):
+    #: Soft bounces (no delivery in between) that suppress an address; null: platform default.
+    soft_count = fields.Integer(required=True, allow_none=True, validate=validate.Range(1, 100))
+    #: ... spread over at least this many days; null: platform default.
+    soft_days = fields.Integer(required=True, allow_none=True, validate=validate.Range(0, 365))
+
+
+class BouncePolicyOut(ma.Schema):
+    soft_count = fields.Integer()
+    soft_days = fields.Integer()
+    #: True while the account uses the platform defaults.
+    default = fields.Boolean()
+
+
+class HookEndpointIn(StrictSchema):
+    provider = fields.String(required=True, validate=validate.OneOf(["ses", "sendgrid", "mailgun", "postmark"]))
+    #: Mailgun: HTTP webhook signing key; SendGrid: verification key (base64 DER or PEM);
+    #: Postmark: ``user:password`` for basic auth; SES: none (SNS signs with its certificate).
+    secret = fields.String(load_default=None, validate=validate.Length(max=4000))
+    #: SES: SNS topic ARNs accepted (empty: any topic that reaches the URL).
+    topic_arns = fields.List(fields.String(validate=validate.Length(max=256)), load_default=list,
+                             validate=validate.Length(max=20))
+
+
+class HookEndpointOut(ma.Schema):
+    id = fields.Integer()
+    provider = fields.String()
+    created_at = UTC()
+
+
+class HookEndpointCreated(HookEndpointOut):
+    #: The path to give the provider (prefix it with FLEXMAIL_PUBLIC_URL); shown once.
+    path = fields.String()
+
+
 # --- suppressions and erasures ----------------------------------------------------------------
 
-_SUPPRESSION_REASONS = ["unsubscribed", "hard_bounce", "complaint", "manual", "erasure", "not_me"]
+_SUPPRESSION_REASONS = ["unsubscribed", "hard_bounce", "soft_bounce", "complaint", "opt_out", "manual", "erasure",
+                        "not_me"]
 _MARKETER_REASONS = ["unsubscribed", "hard_bounce", "complaint", "manual"]
 
 
@@ -241,6 +351,9 @@ class SuppressionOut(Out):
     #: ``api-key:<prefix>``, ``recipient``, ``mail-system``, ``cli``...
     created_by = fields.String(allow_none=True)
     created_at = UTC()
+    #: Entries made by a bounce or complaint: the report's summary (``class``, ``reason``,
+    #: ``status``, ``diagnostic``, ``action``, ``report`` kind); null otherwise.
+    report = fields.Dict(allow_none=True)
 
 
 class SuppressionQuery(StrictSchema):

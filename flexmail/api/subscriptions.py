@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from flexmail.api.auth import current_principal, require_scope
 from flexmail.api.schemas import (
+    ConfirmationDeliveryOut,
     SubscribeIn,
     SubscribeOut,
     SubscriptionDetailOut,
@@ -17,7 +18,7 @@ from flexmail.api.schemas import (
     SubscriptionQuery,
 )
 from flexmail.domain.consent import Status
-from flexmail.services import forwarding, proof, subscriptions, unsubscribe
+from flexmail.services import forwarding, outbox, proof, subscriptions, unsubscribe
 from flexmail.services.context import RequestMeta
 from flexmail.services.errors import ValidationFailed
 
@@ -44,9 +45,8 @@ class ListSubscriptions(MethodView):
             current_principal().account_id, list_id, email=data["email"], meta=meta,
             consent_text=data["consent_text"], source=data["source"], channel="api",
         )
-        sub = subscriptions.get_subscription(current_principal().account_id, result.subscription_id)
         status = 200 if result.status == Status.SUBSCRIBED else 202
-        return {"subscription": sub, "confirmation_queued": result.queued}, status
+        return {"subscription": result.subscription, "confirmation_queued": result.queued}, status
 
     @blp.arguments(SubscriptionQuery, location="query")
     @blp.response(200, SubscriptionPage)
@@ -79,7 +79,8 @@ class OneSubscription(MethodView):
         return {**{name: getattr(sub, name) for name in SubscriptionOut().fields}, "events": events,
                 "unsubscribe_url": links.url, "list_unsubscribe": links.list_unsubscribe,
                 "list_unsubscribe_post": links.list_unsubscribe_post,
-                "forward_url": forwarding.forward_url_for(sub.account_id, sub.id, query["campaign_id"])}
+                "forward_url": forwarding.forward_url_for(sub.account_id, sub.id, query["campaign_id"]),
+                "confirmation": outbox.confirmation_state(sub.id)}
 
     @blp.response(200, SubscriptionOut)
     def delete(self, subscription_id):
@@ -95,3 +96,20 @@ class OneSubscription(MethodView):
             meta = RequestMeta.checked(None, request.headers.get("User-Agent"))
         return unsubscribe.unsubscribe_subscription(principal.account_id, subscription_id, meta=meta,
                                                     api_key_id=principal.key_id)
+
+
+@blp.route("/subscriptions/<int:subscription_id>/confirmation")
+class ConfirmationMail(MethodView):
+    decorators = [require_scope("marketer")]
+
+    @blp.response(202, ConfirmationDeliveryOut)
+    @blp.alt_response(404, description="No such subscription in your account")
+    @blp.alt_response(409, description="Not pending with a failed or refused mail (`nothing_to_resend`), "
+                                       "or the address is suppressed (`suppressed`)")
+    def post(self, subscription_id):
+        """Send the failed (or refused) confirmation mail again, with fresh attempts.
+
+        The same mail goes out while its link is young enough (half the confirmation
+        lifetime); after that it is rendered anew with a fresh link.
+        """
+        return outbox.resend_confirmation(current_principal().account_id, subscription_id)

@@ -16,6 +16,8 @@ class Status(enum.StrEnum):
 class EventType(enum.StrEnum):
     SUBSCRIBE_REQUESTED = "subscribe_requested"
     CONFIRMATION_SENT = "confirmation_sent"
+    #: The confirmation mail could not be delivered: refused by the relay, or attempts used up.
+    CONFIRMATION_FAILED = "confirmation_failed"
     LINK_FETCHED = "link_fetched"
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
@@ -24,6 +26,9 @@ class EventType(enum.StrEnum):
     UNSUPPRESSED = "unsuppressed"
     ERASED = "erased"
     EXPIRED = "expired"
+    #: A bounce, complaint or delivery report about this subscription and what the policy
+    #: did with it (an observation: the suppression, if any, is its own event).
+    BOUNCED = "bounced"
 
 
 #: Which event moves a subscription from which states to which state. Events not listed

@@ -14,9 +14,11 @@ MARKETER_REASONS = ("unsubscribed", "hard_bounce", "complaint", "manual")
 #: When several entries match, the one reported: the most serious reason first.
 PRECEDENCE = {"erasure": 0, "complaint": 1, "hard_bounce": 2, "unsubscribed": 3, "not_me": 4, "manual": 5}
 #: Reasons that record what the person wanted, so the person's own new double opt-in
-#: overrides them (and its confirmation lifts them). A bounce, a complaint, a marketer's
-#: manual entry, "this was not me" and every platform-wide entry stay in force.
-PERSON_LIFTABLE = frozenset({"erasure", "unsubscribed"})
+#: overrides them (and its confirmation lifts them). "This was not me" is one: it stops
+#: signups others make for the person, not the person's own later signup on the hosted
+#: form. A bounce, a complaint, a marketer's manual entry and every platform-wide entry
+#: stay in force.
+PERSON_LIFTABLE = frozenset({"erasure", "unsubscribed", "not_me"})
 #: Signup channels where the person acts themselves: the hosted form, and "undo" on their
 #: own unsubscribe page. ``api`` is the marketer's backend speaking for someone.
 PERSON_CHANNELS = frozenset({"form", "undo"})

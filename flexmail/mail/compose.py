@@ -30,8 +30,12 @@ def _clean(value: str, name: str) -> str:
 
 def compose(*, sender_name: str, sender_email: str, to: str, subject: str, text: str,
             html: str | None, message_id: str, date: dt.datetime,
-            extra_headers: dict[str, str] | None = None) -> EmailMessage:
-    """A multipart/alternative message (text first, HTML preferred by clients)."""
+            extra_headers: dict[str, str] | None = None, cte: str | None = None) -> EmailMessage:
+    """A multipart/alternative message (text first, HTML preferred by clients).
+
+    ``cte`` forces the parts' Content-Transfer-Encoding (``7bit``, ``8bit``); by default the
+    email package picks one (quoted-printable when a line is longer than 78).
+    """
     msg = EmailMessage(policy=POLICY_UTF8 if not (sender_email + to).isascii() else POLICY)
     local, _, domain = _clean(sender_email, "From").rpartition("@")
     msg["From"] = Address(display_name=_clean(sender_name, "From name"), username=local, domain=domain)
@@ -43,7 +47,7 @@ def compose(*, sender_name: str, sender_email: str, to: str, subject: str, text:
     msg["Auto-Submitted"] = "auto-generated"
     for name, value in (extra_headers or {}).items():
         msg[name] = _clean(value, name)
-    msg.set_content(text)
+    msg.set_content(text, cte=cte)
     if html is not None:
-        msg.add_alternative(html, subtype="html")
+        msg.add_alternative(html, subtype="html", cte=cte)
     return msg

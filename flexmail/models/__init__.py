@@ -2,11 +2,14 @@
 
 from flexmail.models.accounts import Account, ApiKey
 from flexmail.models.audit import AuditEntry
+from flexmail.models.bounces import BouncePolicy, BounceRecord, HookEndpoint, HookEventSeen
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerHead
+from flexmail.models.flood import FloodCounter
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.idempotency import IdempotencyRecord
-from flexmail.models.lists import MailingList
+from flexmail.models.leases import Lease
+from flexmail.models.lists import ListLogo, MailingList
 from flexmail.models.outbox import OutboxMessage
 from flexmail.models.spool import SpoolApplied
 from flexmail.models.subscriptions import Subscription
@@ -17,13 +20,20 @@ __all__ = [
     "Account",
     "ApiKey",
     "AuditEntry",
+    "BouncePolicy",
+    "BounceRecord",
     "Campaign",
     "CampaignForwardDay",
     "ConsentEvent",
+    "FloodCounter",
     "ForwardOptOut",
     "ForwardQuota",
+    "HookEndpoint",
+    "HookEventSeen",
     "IdempotencyRecord",
+    "Lease",
     "LedgerHead",
+    "ListLogo",
     "MailingList",
     "OutboxMessage",
     "SpoolApplied",

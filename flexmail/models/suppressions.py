@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flexmail.clock import now
@@ -48,7 +48,7 @@ class Suppression(db.Model):
     email: Mapped[str | None] = mapped_column(String(254))
     #: The normalised domain of a domain entry.
     domain: Mapped[str | None] = mapped_column(String(255))
-    #: unsubscribed, hard_bounce, complaint, manual, erasure, not_me
+    #: unsubscribed, hard_bounce, soft_bounce, complaint, opt_out, manual, erasure, not_me
     reason: Mapped[str] = mapped_column(String(32))
     #: Where it came from: api, import:<id>, inbound:dsn, inbound:arf, unsubscribe:<sub id>...
     source: Mapped[str | None] = mapped_column(String(200))
@@ -56,6 +56,9 @@ class Suppression(db.Model):
     created_by: Mapped[str | None] = mapped_column(String(64))
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
+    #: For entries made by a bounce or complaint: the report's summary (class, reason,
+    #: status, diagnostic, report kind), so the marketer sees why.
+    report: Mapped[dict | None] = mapped_column(JSON)
 
 
 class SuppressionLift(db.Model):

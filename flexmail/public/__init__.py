@@ -27,7 +27,7 @@ def _security_headers(response):
     response.headers.setdefault("Content-Security-Policy", CSP)
     # Token URLs must not leak through Referer, caches or search engines.
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("Cache-Control", "no-store")
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
@@ -35,9 +35,10 @@ def _security_headers(response):
 
 
 def init_app(app) -> None:
-    from flexmail.public import confirm, forward, signup, unsubscribe  # noqa: F401  (routes)
+    from flexmail.public import brand, confirm, forward, rendering, signup, unsubscribe  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
+    rendering.init_app(app)
 
     @app.get("/health")
     def health():

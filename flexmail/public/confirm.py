@@ -13,7 +13,7 @@ from flask import make_response, redirect, render_template, request
 from flexmail.guards import csrf
 from flexmail.public import CSP, bp, request_meta
 from flexmail.services import subscriptions
-from flexmail.services.errors import BadToken
+from flexmail.services.errors import BadToken, ConfirmationBlocked
 
 
 def _bad_token(exc: BadToken, token: str):
@@ -44,6 +44,8 @@ def confirm_submit(token):
         link = subscriptions.confirm_subscription(token, meta=request_meta(), method=method)
     except BadToken as exc:
         return _bad_token(exc, token)
+    except ConfirmationBlocked as exc:
+        return render_template("public/confirm_blocked.html"), exc.status
     if link.newly_confirmed and link.redirect_url:
         return redirect(link.redirect_url, 303)
     return render_template("public/confirmed.html", link=link)

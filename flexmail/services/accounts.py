@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -12,6 +14,7 @@ from flexmail.clock import now
 from flexmail.domain.ledger import GENESIS
 from flexmail.extensions import db
 from flexmail.models import Account, ApiKey, LedgerHead
+from flexmail.services.context import setting
 from flexmail.services.errors import ValidationFailed
 from flexmail.services.unit_of_work import unit_of_work
 
@@ -66,10 +69,71 @@ def _new_key(session, account_id: int, scopes: list[str]) -> str:
 
 
 def authenticate(key: str) -> Principal | None:
-    """Return the principal for a presented key, or ``None`` for unknown or revoked keys."""
+    """Return the principal for a presented key, or ``None`` for unknown or revoked keys.
+
+    A key found valid is trusted for ``API_KEY_CACHE_SECONDS`` by this process without a
+    lookup (``_key_cache``). Revoking a key in this process takes effect at once
+    (``forget_cached_keys``); other processes notice within those seconds. Unknown keys
+    are never cached, so guessing fills no memory.
+    """
     if not key or not key.startswith(KEY_PREFIX) or len(key) > 100:
         return None
-    row = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(key)))
-    if row is None or (row.revoked_at is not None and row.revoked_at <= now()):
+    digest = _digest(key)
+    at = now()
+    hit = _key_cache.get(digest, at)
+    if hit is not None:
+        principal, revoked_at = hit
+        return None if revoked_at is not None and revoked_at <= at else principal
+    row = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    if row is None:
         return None
-    return Principal(row.account_id, row.id, row.prefix, row.scope_set)
+    principal = Principal(row.account_id, row.id, row.prefix, row.scope_set)
+    _key_cache.put(digest, (principal, row.revoked_at), at, setting("API_KEY_CACHE_SECONDS"))
+    if row.revoked_at is not None and row.revoked_at <= at:
+        return None
+    return principal
+
+
+class _KeyCache:
+    """Verified keys per process for a few seconds: key digest -> (principal, revoked_at)."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self):
+        self._entries: dict[str, tuple[object, dt.datetime]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str, at: dt.datetime):
+        entry = self._entries.get(digest)
+        if entry is None or entry[1] <= at:
+            return None
+        return entry[0]
+
+    def put(self, digest: str, value, at: dt.datetime, seconds: int) -> None:
+        if seconds <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[digest] = (value, at + dt.timedelta(seconds=seconds))
+
+    def forget(self, *, key_id: int | None = None, account_id: int | None = None) -> None:
+        with self._lock:
+            if key_id is None and account_id is None:
+                self._entries.clear()
+                return
+            for digest, ((principal, _), _) in list(self._entries.items()):
+                if principal.key_id == key_id or principal.account_id == account_id:
+                    self._entries.pop(digest, None)
+
+
+_key_cache = _KeyCache()
+
+
+def forget_cached_keys(*, key_id: int | None = None, account_id: int | None = None) -> None:
+    """Drop cached keys of this process: one key, an account's keys, or (no argument) all.
+
+    Call it when a key is revoked or its scopes change, so this process stops trusting
+    the old state at once.
+    """
+    _key_cache.forget(key_id=key_id, account_id=account_id)

@@ -29,6 +29,14 @@ class Suppressed(FlexmailError):
     status = 409
 
 
+class ConfirmationBlocked(FlexmailError):
+    """A confirmation that an entry added after the person asked (a marketer's manual
+    suppression, a bounce...) refuses: the subscription stays as it was."""
+
+    code = "suppressed"
+    status = 409
+
+
 class RateLimited(FlexmailError):
     code = "rate_limited"
     status = 429
@@ -63,3 +71,10 @@ class NotLiftable(FlexmailError):
     code = "not_liftable"
     status = 409
 
+
+
+class NothingToResend(FlexmailError):
+    """The confirmation mail is not in a state that a re-send can change (not failed)."""
+
+    code = "nothing_to_resend"
+    status = 409

@@ -1,19 +1,39 @@
 """Flood control for confirmation mails: nobody may bomb a mailbox through us.
 
-Limits are counted on the outbox in the database, so they hold across processes and
-restarts and need no address in clear: per recipient (keyed hash, platform-wide), per
-signup IP (keyed hash) and per account.
+Each limit is a fixed-window counter row (``models.flood``) incremented by one upsert per
+signup, inside the signup's transaction: ``INSERT ... ON CONFLICT DO UPDATE SET hits =
+hits + 1 WHERE hits < cap RETURNING``. A counter at its cap returns no row and is not
+incremented. The row lock the upsert takes is held until the signup commits or rolls
+back, so parallel signups are counted exactly (50 parallel signups of one address pass
+3, not 6 or 9), and a refused signup rolls its other increments back. The cost is one
+statement on a few primary-key rows, whatever the account's volume.
+
+The limits, all keyed by hashes (no address or IP in clear):
+
+- per account and address, per UTC day (``CONFIRM_PER_ADDRESS_PER_DAY``): ``RateLimited``;
+  another account's signups never count here, so they cannot make this one a 429;
+- per account and signup IP, per hour (``CONFIRM_PER_IP_PER_HOUR``): ``RateLimited``;
+- per account, per hour (``CONFIRM_PER_ACCOUNT_PER_HOUR``): ``RateLimited``;
+- per address over the whole platform, per UTC day (``CONFIRM_PLATFORM_PER_ADDRESS_PER_DAY``):
+  never an error. The signup goes on as if the mail were sent and the mail is *held*
+  (outbox status ``held``), so no account learns that others mailed the address; the
+  platform admin lists held mails (``flask --app app outbox held``).
+
+Windows are fixed (UTC day, full hour), so up to twice a limit can pass around a window's
+edge; that is the price of one row per key instead of one row per mail.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
-from flexmail.clock import now
+from flexmail.clock import iso, now
 from flexmail.extensions import db
-from flexmail.models import OutboxMessage
+from flexmail.models import FloodCounter, OutboxMessage
 from flexmail.services.context import setting
 from flexmail.services.errors import RateLimited
 
@@ -21,27 +41,76 @@ DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
 
 
-def check_confirmation_allowed(*, account_id: int, address_hash: str, ip_hash: str | None) -> None:
-    """Raise ``RateLimited`` when one more confirmation mail would pass a limit."""
-    at = now()
-    _check(OutboxMessage.address_hash == address_hash, at - DAY,
-           setting("CONFIRM_PER_ADDRESS_PER_DAY"), DAY,
-           "Too many confirmation mails to this address; try again later.")
+@dataclass(frozen=True)
+class Limit:
+    key: str
+    window: dt.timedelta
+    cap: int
+    #: ``None``: the platform cap (hold the mail silently); else the 429 message.
+    message: str | None
+
+    def window_start(self, at: dt.datetime) -> dt.datetime:
+        if self.window == DAY:
+            return at.replace(hour=0, minute=0, second=0, microsecond=0)
+        return at.replace(minute=0, second=0, microsecond=0)
+
+
+def limits_for(*, account_id: int, address_hash: str, ip_hash: str | None) -> list[Limit]:
+    """The counters one confirmation mail of ``account_id`` to ``address_hash`` counts on."""
+    limits = [
+        Limit(f"aa:{account_id}:{address_hash}", DAY, setting("CONFIRM_PER_ADDRESS_PER_DAY"),
+              "Too many confirmation mails to this address; try again later."),
+        Limit(f"ac:{account_id}", HOUR, setting("CONFIRM_PER_ACCOUNT_PER_HOUR"),
+              "This account sent too many confirmation mails in the last hour."),
+        Limit(f"pa:{address_hash}", DAY, setting("CONFIRM_PLATFORM_PER_ADDRESS_PER_DAY"), None),
+    ]
     if ip_hash:
-        _check(OutboxMessage.signup_ip_hash == ip_hash, at - HOUR,
-               setting("CONFIRM_PER_IP_PER_HOUR"), HOUR,
-               "Too many signups from this IP address; try again later.")
-    _check(OutboxMessage.account_id == account_id, at - HOUR,
-           setting("CONFIRM_PER_ACCOUNT_PER_HOUR"), HOUR,
-           "This account sent too many confirmation mails in the last hour.")
+        limits.append(Limit(f"ip:{account_id}:{ip_hash}", HOUR, setting("CONFIRM_PER_IP_PER_HOUR"),
+                            "Too many signups from this IP address; try again later."))
+    # One lock order for every transaction (keys sorted): no deadlock between signups.
+    return sorted(limits, key=lambda limit: limit.key)
 
 
-def _check(condition, since: dt.datetime, limit: int, window: dt.timedelta, message: str) -> None:
-    count, oldest = db.session.execute(
-        select(func.count(OutboxMessage.id), func.min(OutboxMessage.created_at))
-        .where(condition, OutboxMessage.kind == "confirmation", OutboxMessage.created_at > since)
-    ).one()
-    if count >= limit:
-        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC)
-        retry_after = max(1, int((oldest + window - now()).total_seconds()) + 1)
-        raise RateLimited(message, retry_after=retry_after)
+def count_confirmation(session, *, account_id: int, address_hash: str, ip_hash: str | None) -> bool:
+    """Count one confirmation mail on every limit, inside the caller's transaction.
+
+    Raises ``RateLimited`` when an account limit is reached (the caller's transaction must
+    then roll back, which undoes the other increments). Returns ``True`` when the mail must
+    be held because the platform-wide cap for the address is reached.
+    """
+    at = now()
+    limits = limits_for(account_id=account_id, address_hash=address_hash, ip_hash=ip_hash)
+    rows = [{"key": limit.key, "window_start": limit.window_start(at), "hits": 1, "cap": limit.cap}
+            for limit in limits]
+    table = FloodCounter.__table__
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.key, table.c.window_start],
+        set_={"hits": table.c.hits + 1, "cap": stmt.excluded.cap},
+        where=table.c.hits < stmt.excluded.cap,
+    ).returning(table.c.key)
+    counted = set(session.execute(stmt).scalars())
+    refused = [limit for limit in limits if limit.key not in counted]
+    for limit in refused:
+        if limit.message is not None:
+            end = limit.window_start(at) + limit.window
+            raise RateLimited(limit.message, retry_after=max(1, int((end - at).total_seconds()) + 1))
+    return bool(refused)
+
+
+def held_confirmations(*, account_id: int | None = None, limit: int = 100) -> list[dict]:
+    """Held confirmation mails for the platform admin, newest first: ids, the account, a hash
+    prefix of the address (enough to see one address being targeted), never the address."""
+    query = select(OutboxMessage).where(OutboxMessage.status == "held")
+    if account_id is not None:
+        query = query.where(OutboxMessage.account_id == account_id)
+    rows = db.session.scalars(query.order_by(OutboxMessage.id.desc()).limit(limit))
+    return [{"outbox_id": r.id, "account_id": r.account_id, "subscription_id": r.subscription_id,
+             "address": r.address_hash[:12], "held_at": iso(r.created_at)} for r in rows]
+
+
+def purge_expired(session, *, before: dt.datetime | None = None) -> int:
+    """Delete counters of windows that ended (a day ago or more). Returns how many."""
+    cutoff = (before or now()) - 2 * DAY
+    return session.execute(delete(FloodCounter).where(FloodCounter.window_start < cutoff)).rowcount

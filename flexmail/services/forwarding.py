@@ -23,7 +23,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import current_app, render_template
+from flask import current_app
 from markupsafe import Markup
 from sqlalchemy import func, select, update
 
@@ -50,6 +50,7 @@ from flexmail.models import (
     MailingList,
     Subscription,
 )
+from flexmail.services import localized
 from flexmail.services.addressing import bounce_address
 from flexmail.services.context import RequestMeta, hash_address, parse_address, setting, signer
 from flexmail.services.errors import BadToken, RateLimited, ValidationFailed
@@ -364,18 +365,19 @@ def _compose(campaign: Campaign, lst: MailingList, *, to: str, sender_name: str 
     """
     base = setting("PUBLIC_URL")
     opt_out = _sealer().seal(SealPurpose.FORWARD_OPT_OUT, bytes.fromhex(hash_address(to)))
-    lang = lst.language if lst.language in ("en", "de") else "en"
+    lang = localized.mail_language(lst.language)
     context = {
         "lang": lang, "campaign": campaign, "list": lst, "sender_name": sender_name, "note": note,
         "opt_out_url": f"{base}/forward/{opt_out}/stop",
         "campaign_html": Markup(sanitize_html(campaign.html)) if campaign.html else None,  # noqa: S704
         "campaign_text": html_to_text(campaign.html) if campaign.html else None,
     }
-    subject = {"en": "Fwd: {}", "de": "WG: {}"}[lang].format(campaign.subject)
+    subject = localized.forward_subject(campaign.subject, lang)
+    text, html = localized.render_mail("mail/forward", **context)
     host = urlsplit(base).hostname or "localhost"
     return compose(
         sender_name=lst.sender_name, sender_email=lst.sender_email, to=to, subject=subject,
-        text=render_template("mail/forward.txt", **context), html=render_template("mail/forward.html", **context),
+        text=text, html=html,
         message_id=f"<{secrets.token_hex(16)}@{host}>", date=now(),
     )
 

@@ -4,32 +4,70 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from flexmail.domain.languages import SUPPORTED as SUPPORTED_LANGUAGES
 from flexmail.extensions import db
 from flexmail.models import MailingList
+from flexmail.services import branding
 from flexmail.services.context import parse_address
 from flexmail.services.errors import NotFound, ValidationFailed
 from flexmail.services.unit_of_work import unit_of_work
 
-SUPPORTED_LANGUAGES = ("en", "de")
+_UNSET = object()
+
+
+def _check_language(language: str) -> None:
+    if language not in SUPPORTED_LANGUAGES:
+        raise ValidationFailed("Invalid input.", fields={"language": [f"One of {', '.join(SUPPORTED_LANGUAGES)}."]})
 
 
 def create_list(account_id: int, *, name: str, sender_name: str, sender_email: str,
                 consent_text: str, language: str = "en",
-                confirm_redirect_url: str | None = None) -> MailingList:
-    """Create a list. Sender name and address end up in mail headers, so no line breaks."""
+                confirm_redirect_url: str | None = None, logo_url: str | None = None,
+                **brand) -> MailingList:
+    """Create a list. Sender name and address end up in mail headers, so no line breaks.
+
+    Branding (``accent_color``, ``postal_address``, ``contact_email``, ``privacy_url``) is
+    optional; a ``logo_url`` is fetched now, once, and a logo that cannot be used is a 422.
+    """
     for field_name, value in (("name", name), ("sender_name", sender_name)):
         if any(c in value for c in "\r\n\0"):
             raise ValidationFailed("Invalid input.", fields={field_name: ["Line breaks are not allowed."]})
-    if language not in SUPPORTED_LANGUAGES:
-        raise ValidationFailed("Invalid input.", fields={"language": [f"One of {', '.join(SUPPORTED_LANGUAGES)}."]})
+    _check_language(language)
     sender = parse_address(sender_email, field_name="sender_email")
+    brand = branding.clean_branding(brand)
+    fetched = branding.fetch_logo(logo_url) if logo_url else None  # before the transaction: it waits on I/O
     with unit_of_work() as uow:
         row = MailingList(
             account_id=account_id, name=name.strip(), sender_name=sender_name.strip(),
             sender_email=sender.normalized, consent_text=consent_text.strip(), language=language,
-            confirm_redirect_url=confirm_redirect_url,
+            confirm_redirect_url=confirm_redirect_url, **brand,
         )
         uow.session.add(row)
+        if fetched:
+            uow.session.flush()
+            branding.store_logo(uow.session, row.id, logo_url, fetched)
+    return row
+
+
+def update_branding(account_id: int, list_id: int, *, language: str | None = None,
+                    logo_url=_UNSET, **brand) -> MailingList:
+    """Change a list's language and branding; fields not given stay, ``None`` clears one.
+
+    A new ``logo_url`` is fetched again (once); ``logo_url=None`` removes the logo.
+    """
+    get_list(account_id, list_id)
+    if language is not None:
+        _check_language(language)
+    brand = branding.clean_branding(brand)
+    fetched = branding.fetch_logo(logo_url) if logo_url not in (_UNSET, None) else None
+    with unit_of_work() as uow:
+        row = uow.session.get(MailingList, list_id)
+        if language is not None:
+            row.language = language
+        for key, value in brand.items():
+            setattr(row, key, value)
+        if logo_url is not _UNSET:
+            branding.store_logo(uow.session, list_id, logo_url, fetched)
     return row
 
 

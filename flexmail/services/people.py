@@ -34,8 +34,9 @@ def access_report(principal: Principal, email: str) -> dict:
                                  "created_at": iso(row.created_at)})
     sub_ids = [s.id for s in db.session.scalars(select(Subscription).where(
         Subscription.account_id == account_id, Subscription.address_hash == addr_hash))]
-    mails = [{"message_id": m.message_id, "kind": m.kind, "status": m.status, "queued_at": iso(m.created_at),
-              "sent_at": iso(m.sent_at)}
+    # A mail held by the platform-wide cap must look queued to the account (services.flood).
+    mails = [{"message_id": m.message_id, "kind": m.kind, "status": "pending" if m.status == "held" else m.status,
+              "queued_at": iso(m.created_at), "sent_at": iso(m.sent_at)}
              for m in db.session.scalars(select(OutboxMessage).where(OutboxMessage.subscription_id.in_(sub_ids))
                                          .order_by(OutboxMessage.id))] if sub_ids else []
     audit.record(principal, "people.access", {"person": audit.address_ref(addr_hash),

@@ -85,10 +85,16 @@ def erase_person(account_id: int, email: str, *, actor: Actor, meta: RequestMeta
             counts["pending_mails"] += session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.account_id == account_id, OutboxMessage.address_hash == key,
-                       OutboxMessage.status == "pending")
-                .values(status="skipped", last_error="erased")
+                       OutboxMessage.status.in_(("pending", "failed")))
+                .values(status="skipped", last_error="erased", body=None)
                 .execution_options(synchronize_session=False)
             ).rowcount
+            # A refused mail keeps its rendered bytes for a re-send; they hold the address.
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.account_id == account_id, OutboxMessage.address_hash == key,
+                       OutboxMessage.body.is_not(None), OutboxMessage.status != "sending")
+                .values(body=None).execution_options(synchronize_session=False))
         counts["addresses"] += session.execute(
             update(Suppression)
             .where(Suppression.account_id == account_id, Suppression.address_hash == key,

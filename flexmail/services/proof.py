@@ -99,7 +99,9 @@ def _confirmation_mails(subscription_id: int, events: list[ConsentEvent]) -> lis
                                   .order_by(OutboxMessage.id)):
         details = sent.get(row.id, {})
         mails.append({
-            "message_id": row.message_id, "status": row.status, "queued_at": iso(row.created_at),
+            "message_id": row.message_id,
+            # A mail held by the platform-wide cap must look queued to the account (services.flood).
+            "status": "pending" if row.status == "held" else row.status, "queued_at": iso(row.created_at),
             "sent_at": iso(row.sent_at), "subject": details.get("subject"),
             "template_version": details.get("template_version"), "text_sha256": details.get("text_sha256"),
             "html_sha256": details.get("html_sha256"),

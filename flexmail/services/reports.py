@@ -1,102 +1,84 @@
-"""Bounces and complaints received by mail: suppress the recipient for the account that sent.
+"""Reports about our mail, from every channel, through one classifier and one policy.
 
-Entry point for the inbound listener: ``process_report(raw_bytes)`` for every message that
-arrives at a bounce or abuse address (see ``domain.reports`` for what is read). The sending
+- ``process_report(raw)``: a message received at a bounce or abuse address (the inbound
+  listener, ``inbound deliver``): DSN, non-standard bounce, ARF, JMRP...
+- ``record_smtp_refusal(...)``: our relay refused a send synchronously (5yz at RCPT or
+  DATA), called by the outbox in its own transaction.
+- ``services.hooks``: ESP events (SES, SendGrid, Mailgun, Postmark).
+
+What a result means is ``domain.bounces``; what it does is ``services.bounces``. The sending
 account is found from the original Message-ID (our outbox) and, failing that, from the
-subscriptions holding the recipient's address hash: a hard bounce is then suppressed in
-every account that has the address (the mailbox does not exist for anyone), a complaint
-only when exactly one account has it (a complaint is about one sender).
+subscriptions holding the recipient's address hash: a hard bounce is then true for every
+account that has the address, a complaint or a soft bounce only for the one account
+that has it (when several do, nobody is touched).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from flexmail.domain.addresses import InvalidAddress
-from flexmail.domain.reports import parse_report
-from flexmail.extensions import db
-from flexmail.models import OutboxMessage, Subscription
-from flexmail.services.suppression_store import Actor, add_entries, hasher, normalizer
+from flexmail.clock import now
+from flexmail.domain.bounces import classify_message, classify_smtp_reply
+from flexmail.services.bounces import apply_report
 from flexmail.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
-MAIL_SYSTEM = Actor("mail-system")
-
 
 @dataclass(frozen=True)
 class ReportResult:
-    #: ``dsn``, ``arf``, or ``none`` (not a report: nothing done).
+    #: dsn, arf, jmrp, bounce, unsubscribe, smtp, or ``none`` (not a report: nothing done).
     kind: str
-    #: ``hard_bounce``, ``complaint`` or None (the report asked for nothing).
-    reason: str | None = None
-    #: Entries made now (an existing entry is not counted again).
+    #: Per-recipient results the report holds.
+    results: int = 0
+    #: Recipients suppressed now (hard, complaint, opt-out, or soft over the limit).
     suppressed: int = 0
-    #: Recipients for which an entry existed already.
-    existing: int = 0
-    #: Recipients that could not be tied to an account (or were not valid addresses).
-    unmatched: int = 0
-    #: Recipients the report itself says need nothing (transient failures...).
+    #: Soft bounces counted, sender problems reported, results ignored, entries lifted.
+    counted: int = 0
+    reported: int = 0
     ignored: int = 0
+    lifted: int = 0
+    #: Recipients tied to no account (or not valid addresses).
+    unmatched: int = 0
+    #: Results already applied (the same report again).
+    duplicate: int = 0
 
 
-def process_report(raw: bytes) -> ReportResult:
-    """Suppress the recipients a DSN (hard bounce) or ARF report (complaint) names.
+def _result(kind: str, count: int, outcome) -> ReportResult:
+    d = outcome.decisions
+    return ReportResult(kind, count, d.get("suppressed", 0), d.get("counted", 0), d.get("reported", 0),
+                        d.get("ignored", 0), d.get("lifted", 0), outcome.unmatched, outcome.duplicate)
 
-    Returns what was done; a message that is not a report does nothing (``kind="none"``).
-    Safe to repeat: the same report again makes no second entry.
+
+def process_report(raw: bytes, *, at: dt.datetime | None = None) -> ReportResult:
+    """Classify a received report and apply the bounce policy to each recipient.
+
+    A message that is not a report does nothing (``kind="none"``). Safe to repeat: the
+    same report again is recognised (same Message-ID, recipient and reason) and changes
+    nothing.
     """
-    report = parse_report(raw)
-    if report is None:
+    report = classify_message(raw)
+    if report is None or not report.results:
         return ReportResult("none")
-    if report.reason is None:
-        log.info("inbound %s report: nothing to suppress (%d ignored)", report.kind, len(report.ignored))
-        return ReportResult(report.kind, None, ignored=len(report.ignored))
-    targets, unmatched = _targets(report)
-    source = f"inbound:{report.kind}"
-    made = existing = 0
     with unit_of_work() as uow:
-        for account_id, items in targets.items():
-            added = add_entries(uow.session, account_id=account_id, kind="address", items=items,
-                                reason=report.reason, source=source, actor=MAIL_SYSTEM, event_source="mail")
-            made += len(added.new)
-            existing += len(added.existing)
-    log.info("inbound %s report: %s for %d account(s), %d new, %d existing, %d unmatched", report.kind,
-             report.reason, len(targets), made, existing, unmatched)
-    return ReportResult(report.kind, report.reason, made, existing, unmatched, len(report.ignored))
+        outcome = apply_report(uow.session, report, at=at or now())
+    result = _result(report.kind, len(report.results), outcome)
+    log.info("inbound %s report: %d result(s), %d suppressed, %d counted, %d reported, %d unmatched",
+             report.kind, result.results, result.suppressed, result.counted, result.reported, result.unmatched)
+    return result
 
 
-def _targets(report) -> tuple[dict[int, dict[str, str | None]], int]:
-    """account id -> {address hash: normalised address or None} to suppress, and the
-    number of recipients tied to no account."""
-    targets: dict[int, dict[str, str | None]] = defaultdict(dict)
-    if report.original_message_id:
-        row = db.session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == report.original_message_id))
-        sub = db.session.get(Subscription, row.subscription_id) if row is not None else None
-        if sub is not None:
-            # The message is ours: its recipient is the subscription's, whatever the
-            # report shows (providers redact it; forwarding rewrites it).
-            targets[sub.account_id][sub.address_hash] = sub.email
-            return targets, 0
-    norm, h = normalizer(), hasher()
-    unmatched = 0
-    for recipient in report.recipients:
-        try:
-            normalized = norm(recipient).normalized
-        except InvalidAddress:
-            unmatched += 1
-            continue
-        key = h.address(normalized)
-        accounts = sorted(set(db.session.scalars(
-            select(Subscription.account_id).where(Subscription.address_hash == key)
-        )))
-        if not accounts or (report.reason == "complaint" and len(accounts) > 1):
-            unmatched += 1
-            continue
-        for account_id in accounts:
-            targets[account_id][key] = normalized
-    return targets, unmatched
+def record_smtp_refusal(session, *, subscription_id: int, outbox_id: int, message_id: str, code: int, text: str,
+                        at: dt.datetime) -> ReportResult:
+    """Our relay refused the mail of outbox row ``outbox_id`` with a permanent ``code``
+    (5yz, at RCPT or DATA): classify the reply like a bounce and apply the policy to the
+    subscription, in the caller's transaction. A 550 5.1.1 suppresses; a 554 5.7.1 policy
+    block is the sender's problem and suppresses nobody. Either way the proof gets a
+    ``bounced`` event with the code and the text."""
+    report = classify_smtp_reply(None, code, text, message_id=message_id)
+    outcome = apply_report(session, report, at=at, subscription_id=subscription_id)
+    log.info("smtp refusal of outbox %s: %s/%s", outbox_id, report.results[0].bounce_class.value,
+             report.results[0].reason)
+    return _result("smtp", 1, outcome)

@@ -23,7 +23,7 @@ from sqlalchemy import delete, null, select, update
 from flexmail.clock import iso, now
 from flexmail.domain.consent import EventType, Status
 from flexmail.models import ConsentEvent, OutboxMessage, Subscription
-from flexmail.services import audit, idempotency
+from flexmail.services import audit, flood, idempotency
 from flexmail.services.context import RequestMeta, setting
 from flexmail.services.proof import record_event
 from flexmail.services.unit_of_work import unit_of_work
@@ -109,6 +109,8 @@ def run_retention(*, as_of: dt.datetime | None = None) -> dict:
             break
         last_id = rows[-1].id
     counts["idempotency_keys_deleted"] = idempotency.purge_expired(as_of=as_of)
+    with unit_of_work() as uow:  # flood counters of ended windows mean nothing any more
+        flood.purge_expired(uow.session, before=as_of)
     audit.record(None, "retention.run", {"as_of": iso(as_of), **counts})
     log.info("retention as of %s: %s", iso(as_of), counts)
     return counts

@@ -12,15 +12,16 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from flexmail.clock import now
 from flexmail.domain.consent import EventType, Status, next_status
+from flexmail.domain.suppression import PERSON_CHANNELS, blocking, person_may_override
 from flexmail.domain.tokens import Purpose, TokenError
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription
-from flexmail.services import outbox
+from flexmail.services import flood, outbox
 from flexmail.services.context import (
     RequestMeta,
     hash_address,
@@ -28,14 +29,23 @@ from flexmail.services.context import (
     setting,
     signer,
 )
-from flexmail.services.errors import BadToken, NotFound, RateLimited, Suppressed, ValidationFailed
-from flexmail.services.flood import check_confirmation_allowed
+from flexmail.services.errors import (
+    BadToken,
+    ConfirmationBlocked,
+    NotFound,
+    RateLimited,
+    Suppressed,
+    ValidationFailed,
+)
 from flexmail.services.lists import get_list
 from flexmail.services.proof import record_event
+from flexmail.services.rows import SUBSCRIPTION_COLUMNS, SubscriptionRow, pending_mails
+from flexmail.services.suppression_store import entries_for
 from flexmail.services.suppressions import (
     add_suppression,
     blocks_confirmation,
     blocks_signup,
+    domain_key,
     lift_on_confirmation,
 )
 from flexmail.services.unit_of_work import unit_of_work
@@ -54,6 +64,8 @@ class SubscribeResult:
     status: Status
     #: True when this call queued a confirmation mail.
     queued: bool
+    #: The subscription as it is after the call (a ``SubscriptionRow``: no second read).
+    subscription: SubscriptionRow | None = None
 
 
 def request_subscription(account_id: int, list_id: int, *, email: str, meta: RequestMeta,
@@ -63,7 +75,13 @@ def request_subscription(account_id: int, list_id: int, *, email: str, meta: Req
 
     Already subscribed: nothing is sent and nothing recorded. Suppressed for the account
     (or globally): ``Suppressed``. Any other state becomes pending with a fresh
-    ``subscribe_requested`` event and one queued confirmation mail, within flood limits.
+    ``subscribe_requested`` event and one queued confirmation mail, within flood limits
+    (``RateLimited``, and nothing changed); past the platform-wide cap for the address the
+    mail is held, and the answer is the same as when it is queued.
+
+    Six statements: the list, the suppression entries, one upsert of the subscription, the
+    flood counters (before anything else is written, so a refusal costs little), the event,
+    the outbox row.
     """
     lst = get_list(account_id, list_id)
     address = parse_address(email)
@@ -73,52 +91,60 @@ def request_subscription(account_id: int, list_id: int, *, email: str, meta: Req
     if len(consent_text) > MAX_CONSENT_TEXT:
         raise ValidationFailed("Invalid input.", fields={"consent_text": ["At most 10000 characters."]})
     addr_hash = hash_address(address)
-    for attempt in range(2):
-        try:
-            return _request(lst, address.normalized, addr_hash, meta=meta, consent_text=consent_text,
-                            source=source, channel=channel)
-        except IntegrityError:
-            # Two first signups of one address raced on the unique key; the second try
-            # finds the row the first one made.
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _request(lst: MailingList, normalized: str, addr_hash: str, *, meta, consent_text, source, channel):
     with unit_of_work() as uow:
-        if blocks_signup(lst.account_id, normalized, channel=channel) is not None:
+        if blocks_signup(lst.account_id, address.normalized, channel=channel) is not None:
             log.info("signup refused: address %s suppressed for account %s", addr_hash[:12], lst.account_id)
             raise Suppressed("This address must not be mailed by this account.")
-        sub = uow.session.scalar(
-            select(Subscription).where(Subscription.list_id == lst.id,
-                                       Subscription.address_hash == addr_hash)
-        )
-        if sub is not None and sub.status == Status.SUBSCRIBED:
-            return SubscribeResult(sub.id, sub.status, queued=False)
+        sub = _upsert_pending(uow.session, lst, address.normalized, addr_hash, consent_text=consent_text,
+                              source=source, at=meta.at)
+        if sub is None:  # subscribed already: the upsert changed nothing
+            sub = SubscriptionRow.of(uow.session.execute(
+                select(*SUBSCRIPTION_COLUMNS).where(Subscription.list_id == lst.id,
+                                                    Subscription.address_hash == addr_hash)).one())
+            return SubscribeResult(sub.id, sub.status, queued=False, subscription=sub)
         ip_hash = hash_address_ip(meta.ip)
-        check_confirmation_allowed(account_id=lst.account_id, address_hash=addr_hash, ip_hash=ip_hash)
-        at = meta.at
-        if sub is None:
-            sub = Subscription(account_id=lst.account_id, list_id=lst.id, address_hash=addr_hash,
-                               status=Status.PENDING, created_at=at, consent_text=consent_text)
-            uow.session.add(sub)
-            uow.session.flush()
-        if sub.status != Status.PENDING or sub.pending_since is None:
-            sub.pending_since = at
-        sub.email = normalized
-        sub.consent_text = consent_text
-        sub.source = source
-        sub.language = lst.language
-        sub.requested_at = at
-        record_event(uow.session, sub, EventType.SUBSCRIBE_REQUESTED, meta=meta, source=channel, details={
-            "consent_text": consent_text,
-            "consent_text_sha256": hashlib.sha256(consent_text.encode()).hexdigest(),
-            "form_source": source, "list_name": lst.name, "language": lst.language,
-        })
-        message = outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash)
-        log.info("subscription %s pending; confirmation %s queued", sub.id, message.id)
-        return SubscribeResult(sub.id, sub.status, queued=True)
+        held = flood.count_confirmation(uow.session, account_id=lst.account_id, address_hash=addr_hash,
+                                        ip_hash=ip_hash)
+        record_event(uow.session, sub, EventType.SUBSCRIBE_REQUESTED, meta=meta, source=channel, applied=True,
+                     details={
+                         "consent_text": consent_text,
+                         "consent_text_sha256": hashlib.sha256(consent_text.encode()).hexdigest(),
+                         "form_source": source, "list_name": lst.name, "language": lst.language,
+                     })
+        message_pk = outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash, held=held).id
+    log.info("subscription %s pending; confirmation %s %s", sub.id, message_pk, "held" if held else "queued")
+    return SubscribeResult(sub.id, sub.status, queued=True, subscription=sub)
+
+
+def _upsert_pending(session, lst: MailingList, normalized: str, addr_hash: str, *, consent_text: str,
+                    source: str | None, at) -> SubscriptionRow | None:
+    """Make the subscription pending in one statement (insert, or update unless subscribed).
+
+    The unique key (list, address hash) serialises parallel first signups of one address;
+    a round that was already pending keeps its start (``pending_since``), any other state
+    starts a new round. Returns ``None`` when the subscription is subscribed.
+    """
+    table = Subscription.__table__
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).values(
+        account_id=lst.account_id, list_id=lst.id, email=normalized, address_hash=addr_hash,
+        status=Status.PENDING, consent_text=consent_text, source=source, language=lst.language,
+        created_at=at, requested_at=at, pending_since=at, updated_at=at,
+    )
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.list_id, table.c.address_hash],
+        set_={
+            "email": new.email, "consent_text": new.consent_text, "source": new.source, "language": new.language,
+            "requested_at": new.requested_at, "updated_at": new.updated_at, "status": Status.PENDING,
+            "pending_since": case(
+                ((table.c.status == Status.PENDING) & table.c.pending_since.is_not(None), table.c.pending_since),
+                else_=new.pending_since),
+        },
+        # domain.consent: subscribe_requested is allowed from every state but subscribed.
+        where=table.c.status != Status.SUBSCRIBED,
+    ).returning(*table.c)
+    return SubscriptionRow.of(session.execute(stmt).one_or_none())
 
 
 def hash_address_ip(ip: str | None) -> str | None:
@@ -144,34 +170,54 @@ class ConfirmLink:
     newly_confirmed: bool = False
 
 
-def _load_confirm(token: str, *, purpose: Purpose = Purpose.CONFIRM, max_age: int | None = None):
-    """Decode a confirm/cancel token into its subscription, list and confirmation mail."""
+def _decode(token: str, *, purpose: Purpose, max_age: int) -> tuple[int, int]:
+    """The ``[subscription id, outbox id]`` of a confirm/cancel token (its round's mail)."""
     try:
         sid, oid = signer().loads(purpose, token, max_age=max_age)
     except TokenError as exc:
         sid = exc.payload[0] if exc.kind == "expired" and exc.payload else None
-        raise BadToken(exc.kind, subscription_id=sid) from None
-    except ValueError:  # a validly signed payload of the wrong shape
+        raise BadToken(exc.kind, subscription_id=sid if purpose == Purpose.CONFIRM else None) from None
+    except (ValueError, TypeError):  # a validly signed payload of the wrong shape
         raise BadToken("invalid") from None
-    sub = db.session.get(Subscription, sid)
-    message = db.session.get(OutboxMessage, oid)
-    if sub is None or message is None or message.subscription_id != sub.id:
+    if not (isinstance(sid, int) and isinstance(oid, int)):
         raise BadToken("invalid")
-    lst = db.session.get(MailingList, sub.list_id)
-    return sub, lst, message
+    return sid, oid
 
 
-def _link_view(sub, lst, message, *, newly_confirmed=False) -> ConfirmLink:
+def _load_link(token: str, *, purpose: Purpose = Purpose.CONFIRM, deciding: bool = False) -> SubscriptionRow:
+    """Decode a confirm/cancel token and read, in one statement, its subscription, list and
+    confirmation mail. ``deciding`` also reads what a decision needs: the round's channel
+    and whether mails of the subscription still wait to be sent."""
+    sid, oid = _decode(token, purpose=purpose, max_age=setting("CONFIRM_MAX_AGE"))
+    columns = [*SUBSCRIPTION_COLUMNS, MailingList.name.label("list_name"), MailingList.sender_name,
+               MailingList.confirm_redirect_url, OutboxMessage.id.label("outbox_id"), OutboxMessage.message_id,
+               OutboxMessage.sent_at, OutboxMessage.created_at.label("mail_created_at")]
+    if deciding:
+        columns += [pending_mails(), select(ConsentEvent.source).where(
+            ConsentEvent.subscription_id == Subscription.id, ConsentEvent.type == EventType.SUBSCRIBE_REQUESTED,
+        ).order_by(ConsentEvent.id.desc()).limit(1).correlate(Subscription).scalar_subquery().label("channel")]
+    row = db.session.execute(
+        select(*columns)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .join(OutboxMessage, (OutboxMessage.id == oid) & (OutboxMessage.subscription_id == Subscription.id))
+        .where(Subscription.id == sid)
+    ).one_or_none()
+    if row is None:
+        raise BadToken("invalid")
+    return SubscriptionRow.of(row)
+
+
+def _link_view(link: SubscriptionRow, *, status: Status | None = None, newly_confirmed=False) -> ConfirmLink:
+    status = status or link.status
     gate = dt.timedelta(seconds=setting("CONFIRM_CLICK_GATE"))
-    auto = (sub.status == Status.PENDING and message.sent_at is not None
-            and now() - message.sent_at >= gate)
-    return ConfirmLink(sub.id, sub.status, lst.name, lst.sender_name, sub.consent_text or "",
-                       sub.language, auto, lst.confirm_redirect_url, newly_confirmed)
+    auto = status == Status.PENDING and link.sent_at is not None and now() - link.sent_at >= gate
+    return ConfirmLink(link.id, status, link.list_name, link.sender_name, link.consent_text or "",
+                       link.language, auto, link.confirm_redirect_url, newly_confirmed)
 
 
-def _round_is_current(sub: Subscription, message: OutboxMessage) -> bool:
-    """A confirmation mail from an earlier, ended opt-in round cannot confirm this one."""
-    return sub.pending_since is not None and message.created_at >= sub.pending_since
+def _round_is_current(link: SubscriptionRow) -> bool:
+    """A mail from an earlier, ended opt-in round can neither confirm nor cancel this one."""
+    return link.pending_since is not None and link.mail_created_at >= link.pending_since
 
 
 def view_confirm_link(token: str, *, meta: RequestMeta, method: str = "GET") -> ConfirmLink:
@@ -179,18 +225,18 @@ def view_confirm_link(token: str, *, meta: RequestMeta, method: str = "GET") -> 
 
     Changes no subscription state (G3/G6): the token stays valid, nothing is consumed.
     """
-    sub, lst, message = _load_confirm(token, max_age=setting("CONFIRM_MAX_AGE"))
-    if sub.status == Status.PENDING and not _round_is_current(sub, message):
-        raise BadToken("expired", subscription_id=sub.id)
+    link = _load_link(token)
+    if link.status == Status.PENDING and not _round_is_current(link):
+        raise BadToken("expired", subscription_id=link.id)
     with unit_of_work() as uow:
-        if sub.status == Status.PENDING and _fetch_count(sub.id) < MAX_FETCH_OBSERVATIONS:
-            since_sent = (meta.at - message.sent_at).total_seconds() if message.sent_at else None
-            record_event(uow.session, sub, EventType.LINK_FETCHED, meta=meta, source="page", details={
-                "method": method, "message_id": message.message_id,
+        if link.status == Status.PENDING and _fetch_count(link.id) < MAX_FETCH_OBSERVATIONS:
+            since_sent = (meta.at - link.sent_at).total_seconds() if link.sent_at else None
+            record_event(uow.session, link, EventType.LINK_FETCHED, meta=meta, source="page", details={
+                "method": method, "message_id": link.message_id,
                 "seconds_since_sent": round(since_sent, 1) if since_sent is not None else None,
                 "before_click_gate": since_sent is None or since_sent < setting("CONFIRM_CLICK_GATE"),
             })
-    return _link_view(sub, lst, message)
+    return _link_view(link)
 
 
 def _fetch_count(subscription_id: int) -> int:
@@ -200,59 +246,100 @@ def _fetch_count(subscription_id: int) -> int:
     )
 
 
+def _decide(session, link: SubscriptionRow, to: Status, **values) -> bool:
+    """Move a pending subscription of the link's round to ``to``; ``False`` when another
+    request decided first or a new round began (guarded UPDATE: exactly one wins)."""
+    return bool(session.execute(
+        update(Subscription)
+        .where(Subscription.id == link.id, Subscription.status == Status.PENDING,
+               Subscription.pending_since == link.pending_since)
+        .values(status=to, updated_at=values.pop("at"), **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount)
+
+
 def confirm_subscription(token: str, *, meta: RequestMeta, method: str) -> ConfirmLink:
-    """Confirm by the person's POST. A repeat (double submit) succeeds and records nothing."""
+    """Confirm by the person's POST. A repeat (double submit) succeeds and records nothing.
+
+    A link of an earlier round is ``expired``. An entry that blocks the round's confirmation
+    mail (a marketer's manual suppression, a bounce, anything added after the person asked)
+    also blocks its confirmation: ``ConfirmationBlocked``, nothing changed. The person's own
+    entries they may override (``erasure``, ``unsubscribed``, ``not_me``) are lifted.
+
+    Four statements: the link (subscription, list, mail), the suppression entries, the
+    guarded UPDATE, the event.
+    """
     if method not in ("button", "auto"):
         method = "button"
-    sub, lst, message = _load_confirm(token, max_age=setting("CONFIRM_MAX_AGE"))
-    if sub.status == Status.SUBSCRIBED:
-        return _link_view(sub, lst, message)
-    if sub.status != Status.PENDING or not _round_is_current(sub, message):
-        raise BadToken("expired", subscription_id=sub.id)
+    link = _load_link(token, deciding=True)
+    if link.status == Status.SUBSCRIBED:
+        return _link_view(link)
+    if link.status != Status.PENDING or not _round_is_current(link):
+        raise BadToken("expired", subscription_id=link.id)
     with unit_of_work() as uow:
-        # The guarded UPDATE makes concurrent submits race safely: one wins, one sees 0 rows.
-        won = uow.session.execute(
-            update(Subscription)
-            .where(Subscription.id == sub.id, Subscription.status == Status.PENDING)
-            .values(status=next_status(Status.PENDING, EventType.CONFIRMED),
-                    confirmed_at=meta.at, updated_at=meta.at)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        keys = [link.address_hash] + ([domain_key(link.email)] if link.email else [])
+        found = entries_for(link.account_id, keys)
+        matches = [m for key in keys for m in found.get(key, ())]
+        person = link.channel in PERSON_CHANNELS
+        if matches and blocking(matches, person_initiated=person, asked_at=link.requested_at) is not None:
+            log.info("subscription %s not confirmed: the address is suppressed", link.id)
+            raise ConfirmationBlocked("This address can no longer be subscribed to this list.")
+        won = _decide(uow.session, link, next_status(Status.PENDING, EventType.CONFIRMED), at=meta.at,
+                      confirmed_at=meta.at)
         if won:
-            since_sent = (meta.at - message.sent_at).total_seconds() if message.sent_at else None
-            record_event(uow.session, sub, EventType.CONFIRMED, meta=meta, source="page", applied=True, details={
-                "method": method, "message_id": message.message_id, "outbox_id": message.id,
+            since_sent = (meta.at - link.sent_at).total_seconds() if link.sent_at else None
+            record_event(uow.session, link, EventType.CONFIRMED, meta=meta, source="page", applied=True, details={
+                "method": method, "message_id": link.message_id, "outbox_id": link.outbox_id,
                 "seconds_since_sent": round(since_sent, 1) if since_sent is not None else None,
             })
-            outbox.skip_pending_confirmations(uow, sub.id, reason="confirmed")
-            lift_on_confirmation(uow.session, sub, meta=meta)
-    db.session.refresh(sub)
-    if won:
-        log.info("subscription %s confirmed (%s)", sub.id, method)
-    return _link_view(sub, lst, message, newly_confirmed=bool(won))
+            if link.pending_mails:
+                outbox.skip_pending_confirmations(uow, link.id, reason="confirmed")
+            if any(person_may_override(m) for m in matches):
+                lift_on_confirmation(uow.session, link, meta=meta)
+    if not won:  # a parallel submit won, or a new round began meanwhile
+        status = db.session.scalar(select(Subscription.status).where(Subscription.id == link.id))
+        if status != Status.SUBSCRIBED:
+            raise BadToken("expired", subscription_id=link.id)
+        return _link_view(link, status=status)
+    log.info("subscription %s confirmed (%s)", link.id, method)
+    return _link_view(link, status=Status.SUBSCRIBED, newly_confirmed=True)
 
 
 def cancel_subscription(token: str, *, meta: RequestMeta) -> ConfirmLink:
     """"This was not me": cancel a pending signup and stop confirmation mails from the account.
 
-    The account-wide ``not_me`` suppression is the only way to keep that promise without
-    keeping the address; a confirmed subscription is not touched (that is unsubscribe).
+    The link belongs to its round and expires like the confirm link: a link of an earlier
+    round never cancels a later one (``expired``). The account-wide ``not_me`` entry is the
+    only way to keep the promise without keeping the address; the person's own later signup
+    on the hosted form passes it, and confirming that signup lifts it (recorded). A
+    confirmed subscription is not touched (that is unsubscribe).
     """
-    sub, lst, message = _load_confirm(token, purpose=Purpose.CANCEL)
-    if sub.status == Status.PENDING:
-        with unit_of_work() as uow:
-            record_event(uow.session, sub, EventType.CANCELLED, meta=meta, source="page",
-                         details={"message_id": message.message_id})
-            add_suppression(uow.session, account_id=sub.account_id, address_hash=sub.address_hash,
-                            reason="not_me", source=f"subscription:{sub.id}")
-            outbox.skip_pending_confirmations(uow, sub.id, reason="cancelled")
-        log.info("subscription %s cancelled by recipient", sub.id)
-    return _link_view(sub, lst, message)
+    link = _load_link(token, purpose=Purpose.CANCEL, deciding=True)
+    if link.status == Status.PENDING and not _round_is_current(link):
+        raise BadToken("expired")
+    if link.status != Status.PENDING:
+        return _link_view(link)
+    with unit_of_work() as uow:
+        won = _decide(uow.session, link, next_status(Status.PENDING, EventType.CANCELLED), at=meta.at)
+        if won:
+            record_event(uow.session, link, EventType.CANCELLED, meta=meta, source="page", applied=True,
+                         details={"message_id": link.message_id, "outbox_id": link.outbox_id})
+            add_suppression(uow.session, account_id=link.account_id, address_hash=link.address_hash,
+                            reason="not_me", source=f"subscription:{link.id}")
+            if link.pending_mails:
+                outbox.skip_pending_confirmations(uow, link.id, reason="cancelled")
+    if won:
+        log.info("subscription %s cancelled by recipient", link.id)
+    status = Status.CANCELLED if won else db.session.scalar(
+        select(Subscription.status).where(Subscription.id == link.id))
+    return _link_view(link, status=status)
 
 
 def view_cancel_link(token: str) -> ConfirmLink:
-    sub, lst, message = _load_confirm(token, purpose=Purpose.CANCEL)
-    return _link_view(sub, lst, message)
+    link = _load_link(token, purpose=Purpose.CANCEL)
+    if link.status == Status.PENDING and not _round_is_current(link):
+        raise BadToken("expired")
+    return _link_view(link)
 
 
 def renew_confirmation(token: str, *, meta: RequestMeta) -> None:
@@ -261,23 +348,25 @@ def renew_confirmation(token: str, *, meta: RequestMeta) -> None:
     link, so they learn nothing about the subscription.
     """
     try:
-        sub, _, message = _load_confirm(token, max_age=setting("CONFIRM_MAX_AGE"))
-        if _round_is_current(sub, message):
+        link = _load_link(token)
+        if _round_is_current(link):
             return  # the link still works; nothing to renew
+        subscription_id = link.id
     except BadToken as exc:
         if exc.kind != "expired" or exc.subscription_id is None:
             return
-        sub = db.session.get(Subscription, exc.subscription_id)
-    subscription_id = sub.id if sub is not None else None
+        subscription_id = exc.subscription_id
+    sub = db.session.get(Subscription, subscription_id)
     if sub is None or sub.status != Status.PENDING or sub.email is None:
         return
     try:
         with unit_of_work() as uow:
             if blocks_confirmation(sub) is not None:
                 return
-            check_confirmation_allowed(account_id=sub.account_id, address_hash=sub.address_hash,
-                                       ip_hash=hash_address_ip(meta.ip))
-            outbox.add_confirmation(uow, sub, signup_ip_hash=hash_address_ip(meta.ip))
+            ip_hash = hash_address_ip(meta.ip)
+            held = flood.count_confirmation(uow.session, account_id=sub.account_id,
+                                            address_hash=sub.address_hash, ip_hash=ip_hash)
+            outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash, held=held)
     except RateLimited as exc:  # the page says the same either way
         log.info("renewal for subscription %s not sent: %s", subscription_id, type(exc).__name__)
 

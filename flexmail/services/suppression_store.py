@@ -128,11 +128,13 @@ class Added:
 
 
 def add_entries(session, *, account_id: int | None, kind: str, items: dict[str, str | None], reason: str,
-                source: str, actor: Actor, event_source: str, at: dt.datetime | None = None) -> Added:
+                source: str, actor: Actor, event_source: str, at: dt.datetime | None = None,
+                report: dict | None = None) -> Added:
     """Insert entries for ``items`` (key -> address or domain to show, or None) in the caller's
     transaction, skipping those that exist, and record ``suppressed`` events where a
     subscription exists. An address with an erasure entry in the account is never stored
     in clear again. Works in batches; safe against a concurrent identical insert.
+    ``report`` (a bounce or complaint's summary) is kept on the entries and in the events.
     """
     at = at or now()
     result = Added()
@@ -153,13 +155,15 @@ def add_entries(session, *, account_id: int | None, kind: str, items: dict[str, 
             "email": items[key] if kind == "address" and reason != "erasure" and key not in erased else None,
             "domain": items[key] if kind == "domain" else None,
             "reason": reason, "source": source, "created_by": actor.name, "api_key_id": actor.api_key_id,
-            "created_at": at,
+            "created_at": at, "report": report,
         } for key in batch if key not in result.existing]
         if rows:
             made = session.execute(_insert().returning(Suppression.address_hash, Suppression.id), rows)
             result.new.update({key: pk for key, pk in made})
     if result.new:
         details = {"reason": reason, "kind": kind, "source": source, "actor": actor.name}
+        if report:
+            details["report"] = report
         _record(session, account_id, kind, {k: items[k] for k in result.new}, result.new, EventType.SUPPRESSED,
                 at=at, source=event_source, details=details)
     return result

@@ -125,6 +125,22 @@ def blocks_confirmation(sub: Subscription) -> Match | None:
     return blocking(matches, person_initiated=channel in PERSON_CHANNELS, asked_at=sub.requested_at)
 
 
+def blocks_confirmations(subs: Iterable[Subscription]) -> dict[int, Match | None]:
+    """``blocks_confirmation`` for many subscriptions (a batch of mails): one query per
+    account, plus one per subscription that has an entry at all."""
+    by_account: dict[int, list[Subscription]] = {}
+    for sub in subs:
+        by_account.setdefault(sub.account_id, []).append(sub)
+    result: dict[int, Match | None] = {}
+    for account_id, group in by_account.items():
+        keys = {sub.id: [sub.address_hash] + ([domain_key(sub.email)] if sub.email else []) for sub in group}
+        found = entries_for(account_id, {key for ks in keys.values() for key in ks})
+        for sub in group:
+            hit = any(found.get(key) for key in keys[sub.id])
+            result[sub.id] = blocks_confirmation(sub) if hit else None
+    return result
+
+
 def suppressed_hashes(account_id: int, keys: Iterable[str]) -> set[str]:
     """The subset of ``keys`` (address and/or domain hashes) with an entry in scope. One query."""
     keys = set(keys)

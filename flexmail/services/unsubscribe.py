@@ -33,6 +33,7 @@ from flexmail.services.errors import BadToken, RateLimited, Suppressed
 from flexmail.services.lists import get_list
 from flexmail.services.metrics import UNSUBSCRIBES
 from flexmail.services.proof import record_event
+from flexmail.services.rows import SUBSCRIPTION_COLUMNS, SubscriptionRow, list_column, pending_mails
 from flexmail.services.subscriptions import get_subscription, request_subscription
 from flexmail.services.suppressions import add_suppression
 from flexmail.services.unit_of_work import unit_of_work
@@ -127,13 +128,7 @@ def mask_address(email: str | None) -> str | None:
 
 def _load(token: str) -> tuple[Subscription | None, MailingList | None, int | None, int]:
     """Decode a link token into (subscription, list, campaign id, subscription id)."""
-    try:
-        ids = signer().loads_untimed(Purpose.UNSUBSCRIBE, token)
-    except TokenError:
-        raise BadToken("invalid") from None
-    if len(ids) > 2:
-        raise BadToken("invalid")
-    return _load_ids(ids)
+    return _load_ids(list(_decode(token)))
 
 
 def _load_ids(ids: list[int]):
@@ -213,34 +208,92 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
     address for the whole account and unsubscribes its other lists. An unknown ``reason``
     is dropped, never a reason to refuse. A repeat, or a link whose subscription is gone,
     answers as a success and records nothing new.
+
+    Everything this function needs comes from the token and ``meta`` (a spool can keep
+    its arguments and call it again later). The one-list case is two statements: one
+    ``UPDATE ... RETURNING`` (which also reads what the page shows) and the event; a repeat
+    is that UPDATE, matching nothing, and one SELECT for the page.
     """
     if method not in ("one-click", "page"):
         raise ValueError(f"not a link method: {method}")
     all_lists = all_lists and method == "page"  # one-click removes only its own list (A12)
-    sub, lst, campaign_id, subscription_id = _load(token)
-    if sub is None:
-        log.info("unsubscribe link for missing subscription %s (%s): nothing to do", subscription_id, method)
-        return _view(None, None, subscription_id)
+    subscription_id, campaign_id = _decode(token)
     details = {"scope": "account" if all_lists else "list"}
     if campaign_id is not None:
         details["campaign_id"] = campaign_id
     if method == "page" and reason in REASONS:
         details["reason"] = reason
+    if all_lists:
+        return _unsubscribe_all(subscription_id, meta=meta, method=method, details=details)
+    with unit_of_work() as uow:
+        row = SubscriptionRow.of(uow.session.execute(
+            update(Subscription)
+            .where(Subscription.id == subscription_id, Subscription.status.in_(ACTIVE))
+            .values(status=Status.UNSUBSCRIBED, unsubscribed_at=meta.at, updated_at=meta.at)
+            .returning(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS, pending_mails())
+            .execution_options(synchronize_session=False)
+        ).one_or_none())
+        if row is not None:
+            record_event(uow.session, row, EventType.UNSUBSCRIBED, meta=meta, source=method, applied=True,
+                         details={"method": method, "actor": ACTORS[method], **details})
+            if row.pending_mails:  # a confirmation still queued for this signup must not go out
+                outbox.skip_pending_confirmations(uow, row.id, reason="unsubscribed")
+    won = row is not None
+    if not won:  # a repeat, or a subscription that is gone: read what the page shows
+        row = SubscriptionRow.of(db.session.execute(
+            select(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS).where(Subscription.id == subscription_id)
+        ).one_or_none())
+        if row is None:
+            log.info("unsubscribe link for missing subscription %s (%s): nothing to do", subscription_id, method)
+            return UnsubscribeLink(subscription_id, None)
+    log.info("subscription %s unsubscribe via %s: %s", row.id, method, "done" if won else "no change")
+    return _row_view(row, newly_unsubscribed=won)
+
+
+#: What the page shows of the list, read in the same statement as the subscription.
+_LIST_COLUMNS = tuple(list_column(column, label) for column, label in (
+    (MailingList.name, "list_name"), (MailingList.sender_name, "sender_name"),
+    (MailingList.language, "list_language"), (MailingList.consent_text, "list_consent_text")))
+
+
+def _decode(token: str) -> tuple[int, int | None]:
+    try:
+        ids = signer().loads_untimed(Purpose.UNSUBSCRIBE, token)
+    except TokenError:
+        raise BadToken("invalid") from None
+    if not 1 <= len(ids) <= 2:
+        raise BadToken("invalid")
+    return ids[0], ids[1] if len(ids) > 1 else None
+
+
+def _row_view(row, **flags) -> UnsubscribeLink:
+    return UnsubscribeLink(
+        row.id, row.status, row.list_name, row.sender_name, row.list_language or "en", mask_address(row.email),
+        row.list_consent_text, row.email is not None, **flags,
+    )
+
+
+def _unsubscribe_all(subscription_id: int, *, meta: RequestMeta, method: str, details: dict) -> UnsubscribeLink:
+    """The page's "stop all mail from this sender": this list, every other list, and an
+    account-wide suppression entry."""
+    sub, lst, _, _ = _load_ids([subscription_id])
+    if sub is None:
+        log.info("unsubscribe link for missing subscription %s (%s): nothing to do", subscription_id, method)
+        return _view(None, None, subscription_id)
     for attempt in range(2):
         try:
             with unit_of_work() as uow:
                 won = _apply(uow, sub, meta=meta, method=method, details=details)
-                if all_lists:
-                    _stop_all(uow, sub, meta=meta, method=method, details=details)
+                _stop_all(uow, sub, meta=meta, method=method, details=details)
             break
         except IntegrityError:
             # Two "stop all" requests raced to make the same suppression entry; the second
             # try finds the entry the first one made.
             if attempt:
                 raise
-    log.info("subscription %s unsubscribe via %s: %s%s", sub.id, method, "done" if won else "no change",
-             " (all lists of the account)" if all_lists else "")
-    return _view(sub, lst, sub.id, newly_unsubscribed=won, all_lists=all_lists)
+    log.info("subscription %s unsubscribe via %s: %s (all lists of the account)", sub.id, method,
+             "done" if won else "no change")
+    return _view(sub, lst, sub.id, newly_unsubscribed=won, all_lists=True)
 
 
 def unsubscribe_subscription(account_id: int, subscription_id: int, *, meta: RequestMeta,

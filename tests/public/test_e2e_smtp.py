@@ -81,8 +81,7 @@ def _received(envelope):
 def test_double_opt_in_over_http_and_smtp(base, account, worker, smtp_sink):
     """Signup, mail over SMTP, scanner-style GET/HEAD, the person's POST and the proof, all over real sockets."""
     lst, sub = _signup_over_http(base, account, "Reader@Example.com")
-    assert smtp_sink.envelopes == []  # queued, not sent inline
-    worker.drain()
+    worker.drain()  # (queued: the request answered before the worker sent it; a quick worker may be done already)
 
     (envelope,) = smtp_sink.envelopes
     assert envelope.mail_from.startswith("bounces@")  # bounces come back to us (RFC 3464)

@@ -137,9 +137,10 @@ def test_adding_again_keeps_the_entry_and_reports_bad_inputs(ctx, account):
 
 
 @pytest.mark.parametrize("reason,passes", [("erasure", True), ("unsubscribed", True), ("manual", False),
-                                           ("hard_bounce", False), ("complaint", False), ("not_me", False)])
+                                           ("hard_bounce", False), ("complaint", False), ("not_me", True)])
 def test_only_the_persons_own_signup_passes_entries_they_chose(ctx, account, reason, passes):
-    """The hosted form (and undo) pass an erasure or unsubscribed entry; the API never does."""
+    """The hosted form (and undo) pass an erasure, unsubscribed or "this was not me" entry
+    (issue 12.6: "not me" stops others' signups, not the person's own); the API never does."""
     from flexmail.extensions import db
 
     with db.session.begin():

@@ -85,8 +85,8 @@ def test_send_interrupted_after_claim_is_retried_after_the_lease(app, create_lis
     monkeypatch.setattr(outbox, "_enqueue", lambda message_id: None)
     subscribe(create_list()["id"])
     with app.app_context():
-        assert outbox._claim(1)  # the claim of a worker that then died
-        assert not outbox._claim(1)  # nobody else may send meanwhile
+        assert [job.id for job in outbox._claim(1, 10).jobs] == [1]  # the claim of a worker that then died
+        assert outbox._claim(1, 10).jobs == []  # nobody else may send meanwhile
         assert outbox.sweep(grace_seconds=0) == 0
         clock.freeze(clock.now() + dt.timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"] + 1))
         monkeypatch.undo()
@@ -96,18 +96,16 @@ def test_send_interrupted_after_claim_is_retried_after_the_lease(app, create_lis
     assert _outbox_rows(app) == [("sent", 2)]
 
 
-def test_failing_transport_leaves_the_row_pending_for_retry(app_config, make_app, tmp_path):
-    """An SMTP relay that is down fails the attempt; the row stays pending and is sent once it is back."""
-    import socket
+def test_failing_transport_schedules_the_row_and_sends_it_when_due(app_config, make_app, tmp_path):
+    """A relay that is down fails the attempt without raising; the row waits for its next
+    attempt time, is not sent before it, and is sent once when due and the relay is back."""
+    from tests.helpers import free_port
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens here
-    app = make_app({**app_config, "MAIL_URL": f"smtp://127.0.0.1:{port}"})
+    app = make_app({**app_config, "MAIL_URL": f"smtp://127.0.0.1:{free_port()}"})
     from flexmail.services import accounts, lists, subscriptions
     from flexmail.services.context import RequestMeta
 
+    clock.freeze(dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC))
     with app.app_context():
         account_id, _ = accounts.create_account("A", scopes=["marketer"])
         list_id = lists.create_list(account_id, name="L", sender_name="S", sender_email="s@example.com",
@@ -118,14 +116,37 @@ def test_failing_transport_leaves_the_row_pending_for_retry(app_config, make_app
             subscriptions.request_subscription(account_id, list_id, email="r@example.com", meta=RequestMeta())
         finally:
             outbox._enqueue = outbox_enqueue
-        try:
-            outbox.send_outbox(1)
-        except OSError:
-            pass
-        else:
-            raise AssertionError("send should have failed")
-        assert db.session.get(OutboxMessage, 1).status == "pending"
-        assert db.session.get(OutboxMessage, 1).last_error == "ConnectionRefusedError"
+        assert outbox.send_outbox(1) == "retry"
+        row = db.session.get(OutboxMessage, 1)
+        assert (row.status, row.attempts, row.last_error) == ("pending", 1, "ConnectionRefusedError")
+        wait = (row.next_attempt_at - clock.now()).total_seconds()
+        assert 27 <= wait <= 33  # 30 s, with jitter
         app.config["MAIL_URL"] = f"maildir:{tmp_path / 'later'}"
+        assert outbox.send_outbox(1) == "not-claimed"  # not due yet
+        clock.freeze(row.next_attempt_at)
         assert outbox.send_outbox(1) == "sent"
         assert outbox.send_outbox(1) == "not-claimed"
+
+
+def test_a_mail_that_cannot_be_rendered_fails_alone(app, create_list, subscribe, worker, maildir, monkeypatch):
+    """A row whose rendering raises is marked failed with the reason; the other rows of its batch go out."""
+    from flexmail.services import confirmation_mail
+
+    monkeypatch.setattr(outbox, "_enqueue", lambda message_id: None)
+    lst = create_list()
+    for i in range(3):
+        subscribe(lst["id"], email=f"r{i}@example.com")
+    render = confirmation_mail.render_confirmation
+
+    def broken_for_the_second(message, sub, lst, **kw):
+        if message.id == 2:
+            raise RuntimeError("template bug")
+        return render(message, sub, lst, **kw)
+
+    monkeypatch.setattr(outbox, "render_confirmation", broken_for_the_second)
+    with app.app_context():
+        assert outbox.send_outbox(1) == "sent"
+        row = db.session.get(OutboxMessage, 2)
+        assert (row.status, row.last_error) == ("failed", "rendering failed: RuntimeError")
+    assert len(maildir()) == 2
+    assert [status for status, _ in _outbox_rows(app)] == ["sent", "failed", "sent"]

@@ -44,7 +44,8 @@ def test_malformed_file_reports_each_bad_line_and_imports_the_rest(app, client, 
     response = _upload(client, account, MALFORMED, reason="unsubscribed")
     assert response.status_code == 202
     queued = response.json
-    assert (queued["status"], queued["total_rows"], queued["rows_done"]) == ("queued", 11, 0)
+    # The running worker may pick the job up before the 202 answer is serialised.
+    assert queued["total_rows"] == 11 and queued["status"] in {"queued", "running", "done"}
     worker.drain()
     job = _job(client, account, queued["id"])
     assert (job["status"], job["rows_done"], job["imported"], job["existing"], job["rejected"]) == (

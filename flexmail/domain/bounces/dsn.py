@@ -1,0 +1,93 @@
+"""RFC 3464 delivery status notifications and their RFC 6533 SMTPUTF8 form
+(``message/global-delivery-status``), including one-block DSNs (AOL and others put the
+per-message and the first per-recipient fields together) and DSN parts inside a
+``multipart/mixed`` (some MTAs do not say ``multipart/report``)."""
+
+from __future__ import annotations
+
+from email.message import Message
+
+from flexmail.domain.bounces.mime import bounce_text, header_blocks, original_message_id, snippet, walk_outer
+from flexmail.domain.bounces.results import Report, Result, clean_diagnostic, decide
+
+DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
+
+
+def typed_address(value) -> str | None:
+    """``rfc822; someone@example.com`` -> ``someone@example.com`` (also ``utf-8;`` of RFC 6533)."""
+    if not value:
+        return None
+    value = str(value)
+    try:  # compat32 keeps raw UTF-8 (RFC 6533 fields) as surrogate escapes
+        value = value.encode("ascii", "surrogateescape").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    kind, sep, address = value.partition(";")
+    if not sep:
+        kind, address = "rfc822", kind
+    address = " ".join(address.split()).strip().strip("<>").strip()
+    if kind.strip().lower() not in ("rfc822", "utf-8", "x-unknown", "unknown") or "@" not in address:
+        return None
+    return address
+
+
+def dsn_parts(message: Message) -> list[Message]:
+    return [p for p in walk_outer(message) if p.get_content_type() in DSN_TYPES]
+
+
+def read(message: Message) -> Report | None:
+    """Per-recipient results of a DSN, or None when the message has no DSN part (or no
+    recipient in it)."""
+    parts = dsn_parts(message)
+    if not parts:
+        return None
+    message_id = original_message_id(message)
+    human = bounce_text(message)
+    results = []
+    single = sum(len(_recipient_groups(header_blocks(p))) for p in parts) == 1
+    for part in parts:
+        for block in _recipient_groups(header_blocks(part)):
+            final = typed_address(block.get("Final-Recipient"))
+            original = typed_address(block.get("Original-Recipient"))
+            address = original or final
+            if address is None:
+                continue
+            action = str(block.get("Action", "") or "").strip().lower() or None
+            diagnostic = clean_diagnostic(block.get("Diagnostic-Code"))
+            reason, klass, status = decide(status=str(block.get("Status", "") or ""), diagnostic=diagnostic,
+                                           action=action, context=_context(human, final or address) or (
+                                               human if single else None))
+            results.append(Result(address, reason, klass, status, diagnostic, message_id, action, "dsn"))
+    if not results:
+        return None
+    return Report("dsn", tuple(_dedupe(results)), message_id)
+
+
+def _context(human: str, address: str) -> str | None:
+    return snippet(human, address) if human else None
+
+
+def _recipient_groups(blocks: list[Message]) -> list[dict]:
+    """Per-recipient field groups. Usually one block each; some MTAs (AOL) write the
+    per-message fields and several recipients in one block, so a new group starts at
+    each repeated ``Final-Recipient``."""
+    groups: list[dict] = []
+    for block in blocks:
+        current: dict = {}
+        for name, value in block.items():
+            key = name.strip().title()
+            if key in ("Final-Recipient", "Original-Recipient") and key in current:
+                groups.append(current)
+                current = {}
+            current.setdefault(key, value)
+        groups.append(current)
+    return [g for g in groups if "Final-Recipient" in g or "Original-Recipient" in g]
+
+
+def _dedupe(results: list[Result]) -> list[Result]:
+    seen: dict[str, Result] = {}
+    for result in results:
+        key = (result.recipient or "").lower()
+        if key not in seen:
+            seen[key] = result
+    return list(seen.values())
