@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import machine  # noqa: E402
 
 #: bench/*.py files that are not benchmarks.
-HELPERS = {"__init__", "common", "baseline_app", "run_all"}
+#: (consent_profile is a profiler: no baseline, no figures to keep.)
+HELPERS = {"__init__", "common", "baseline_app", "run_all", "consent_profile"}
 #: Benchmarks not part of `./dev bench` (they have their own, longer, run), with the reason.
 SEPARATE = {"soak": "a 10-minute reliability run with faults: `python bench/soak.py --minutes 10`"}
 #: Arguments for the full run, sized for <= 15 minutes in all on this 2-core machine.
