@@ -5,8 +5,8 @@ missing, migrates it, and starts, each in its own process group:
 
 ========  ==========================================================================
 web       gunicorn with ``deploy/gunicorn.conf.py`` (``app:app``) on ``--port``
-worker    ``dramatiq app:broker flexmail.tasks`` with ``--workers`` processes; dramatiq's
-          Prometheus middleware serves their figures on 127.0.0.1:9191
+worker-N  ``--workers`` x ``dramatiq app:broker flexmail.tasks --processes 1`` (as the systemd
+          units run them); dramatiq's Prometheus middleware serves on 127.0.0.1:9191, 9192, ...
 relay     ``deploy/relay_sink.py``: an aiosmtpd relay sink filing every mail in a Maildir
           (no Postfix here; with one, pass ``--relay smtp://127.0.0.1:25`` and no sink starts)
 inbound   ``flask inbound serve``: the SMTP listener for mailto unsubscribes and reports
@@ -165,14 +165,20 @@ def main() -> int:
             sup.start("relay", [sys.executable, "deploy/relay_sink.py", "--port", str(args.relay_port),
                                 "--maildir", str(relay_maildir)], env)
         sup.start("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "app:app"], web_env)
-        sup.start("worker", [str(BIN / "dramatiq"), "app:broker", "flexmail.tasks", "--processes", str(args.workers),
-                             "--threads", str(args.threads)], worker_env)
+        # One dramatiq master per worker process, as deploy/systemd/flexmail-worker@.service runs
+        # them: a master stops all its children when one dies, so N masters of one process each
+        # lose one process, not the fleet. Each serves the shared figures on its own port.
+        for i in range(args.workers):
+            sup.start(f"worker-{i + 1}", [str(BIN / "dramatiq"), "app:broker", "flexmail.tasks", "--processes", "1",
+                                          "--threads", str(args.threads)],
+                      {**worker_env, "dramatiq_prom_port": str(args.metrics_port + i)})
         # inbound shares the web's metrics directory: its mailto unsubscribes appear in /metrics.
         sup.start("inbound", [str(BIN / "flask"), "inbound", "serve", "--port", str(args.inbound_port)], web_env)
         status, body = wait_ready(f"http://127.0.0.1:{args.port}/ready", timeout=60)
         print(f"up: /ready {status} {body.strip()}", flush=True)
+        ports = f"{args.metrics_port}-{args.metrics_port + args.workers - 1}"
         print(f"up: web http://127.0.0.1:{args.port}  (/health /ready /metrics)  workers {args.workers}x"
-              f"{args.threads} (metrics 127.0.0.1:{args.metrics_port})  relay {relay_url}"
+              f"{args.threads} (metrics 127.0.0.1:{ports})  relay {relay_url}"
               f"{'' if args.relay else f' -> Maildir {relay_maildir}'}  inbound smtp 127.0.0.1:{args.inbound_port}",
               flush=True)
         if args.check:

@@ -43,7 +43,7 @@ def test_up_check_creates_the_database_migrates_and_every_process_becomes_ready(
         assert run.returncode == 0, out[-4000:]
         assert f"database {name} created" in out
         assert '"migrations": "ok"' in out and "/ready 200" in out
-        for process in ("web", "worker", "relay", "inbound"):
+        for process in ("web", "worker-1", "relay", "inbound"):
             assert f"{process:>8} | " in out, process
         assert "up: all stopped" in out
         with admin.connect() as conn:  # nobody is left connected to the database
