@@ -236,6 +236,7 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
         if row is not None:
             record_event(uow.session, row, EventType.UNSUBSCRIBED, meta=meta, source=method, applied=True,
                          details={"method": method, "actor": ACTORS[method], **details})
+            uow.after_commit(UNSUBSCRIBES.labels(method).inc)  # (the link path's twin of _apply's count)
             if row.pending_mails:  # a confirmation still queued for this signup must not go out
                 outbox.skip_pending_confirmations(uow, row.id, reason="unsubscribed")
     won = row is not None
