@@ -27,6 +27,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
+    from flexmail import web
+
+    web.init_app(app)  # before any blueprint: every <int:...> rule gets the bounded converter
+
     from flexmail import broker as broker_module
     from flexmail import database, models  # noqa: F401  (registers tables)
     from flexmail.extensions import db, migrate

@@ -96,6 +96,9 @@ def init_app(app) -> dramatiq.Broker:
     broker = build_broker(app.config["BROKER_URL"], namespace=app.config.get("BROKER_NAMESPACE", "flexmail"))
     broker.add_middleware(AppContextMiddleware(app))
     broker.add_middleware(OutboxSweeperMiddleware(app, app.config["OUTBOX_SWEEP_INTERVAL"]))
+    from flexmail.sealer import LedgerSealerMiddleware
+
+    broker.add_middleware(LedgerSealerMiddleware(app, app.config["LEDGER_SEAL_INTERVAL"]))
     dramatiq.set_broker(broker)
     from flexmail import tasks
 

@@ -14,7 +14,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from flexmail.services import accounts, export, flood, lists, outbox, retention
+from flexmail.services import accounts, export, flood, lists, outbox, retention, sealing
 from flexmail.services.errors import FlexmailError
 
 accounts_cli = AppGroup("accounts", help="Marketer accounts and API keys.")
@@ -30,23 +30,40 @@ retention_cli = AppGroup("retention", help="Retention of personal data and proof
 @proof_cli.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--head", "head", default=None,
-              help="The signed head (JSON text or a file) from GET /api/v1/proof/head, to detect a cut tail.")
-def proof_verify(file, head):
-    """Verify an export offline: every row's hashes and commitments, order, and its signed manifest."""
+              help="A signed tree head (JSON text or a file, from GET /api/v1/proof/head) held elsewhere: "
+                   "a later one detects a cut tail, an earlier one rewritten history.")
+@click.option("--public-key", "public_key", default=None,
+              help="The Ed25519 public key (GET /proof/key) instead of this installation's.")
+def proof_verify(file, head, public_key):
+    """Verify an export offline: every row's hashes and commitments, order, the RFC 9162 root
+    recomputed from its leaves against the signed tree head, and the signed manifest."""
     head_document = None
     if head:
-        text = Path(head).read_text() if Path(head).exists() else head
+        try:
+            text = Path(head).read_text() if len(head) < 4096 and Path(head).is_file() else head
+        except OSError:
+            text = head
         try:
             head_document = json.loads(text)
         except json.JSONDecodeError:
             raise click.UsageError("--head must be the JSON of GET /api/v1/proof/head (text or file)") from None
     with open(file, newline="", encoding="utf-8") as handle:
-        check = export.verify_export(handle, head_document=head_document)
+        check = export.verify_export(handle, head_document=head_document, public_key=public_key)
     if check.ok:
         click.echo(check.message)
         return
     where = f" at row {check.row}" if check.row else ""
     raise click.ClickException(f"FAILED{where}: {check.message}")
+
+
+@proof_cli.command("seal")
+@click.argument("account_id", type=int, required=False)
+def proof_seal(account_id):
+    """Seal unsealed events now (one account, or every account that has some) and print the heads."""
+    targets = [account_id] if account_id else sorted(set(sealing.accounts_to_seal())
+                                                     | set(sealing.accounts_with_legacy_events()))
+    for target in targets:
+        click.echo(json.dumps(sealing.seal(target), sort_keys=True))
 
 
 @retention_cli.command("run")
@@ -74,6 +91,20 @@ def accounts_create(name, scopes, as_json):
         click.echo(json.dumps({"account_id": account_id, "api_key": key}))
     else:
         click.echo(f"account {account_id} created; API key (shown once): {key}")
+
+
+@accounts_cli.command("set-controller")
+@click.argument("account_id", type=int)
+@click.option("--legal-name", required=True, help="The controller's legal name, as on consent certificates.")
+@click.option("--address", "postal_address", required=True, help="Its postal address (use \\n between lines).")
+def accounts_set_controller(account_id, legal_name, postal_address):
+    """Name the controller of an account's personal data (shown on consent certificates)."""
+    try:
+        result = accounts.set_controller(account_id, legal_name=legal_name,
+                                         postal_address=postal_address.replace("\\n", "\n"))
+    except FlexmailError as exc:
+        raise click.UsageError(exc.message) from None
+    click.echo(json.dumps(result))
 
 
 @outbox_cli.command("sweep")

@@ -94,6 +94,8 @@ DEFAULTS = {
     # List logos are fetched once over https; tests fetch from 127.0.0.1 with their own CA.
     "LOGO_FETCH_ALLOW_PRIVATE": False,
     "LOGO_CA_FILE": None,  # None -> the system's CA certificates
+    # Seconds between two rounds of the ledger sealer in a worker (0: only on demand).
+    "LEDGER_SEAL_INTERVAL": 5,
     # /metrics (flexmail.observability): readable from loopback (unless off) or with this bearer token;
     # WORKER_METRICS adds dramatiq's Prometheus middleware (set for dramatiq worker processes only).
     "METRICS_TOKEN": None,
@@ -102,18 +104,26 @@ DEFAULTS = {
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
+_BOOL_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)}
+ENV_PREFIX = "FLEXMAIL_"
 
 
 def load(app, test_config: dict | None) -> None:
-    """Fill ``app.config`` from defaults, the environment and ``test_config`` (in that order)."""
+    """Fill ``app.config`` from defaults, the environment and ``test_config`` (in that order).
+
+    Environment values stay strings: only keys whose default is a number or a flag are
+    converted, so an all-digit secret, hash key or URL is read as the string it is
+    (Flask's ``from_prefixed_env`` would parse it as JSON and turn it into an int).
+    """
     app.config.from_mapping(DEFAULTS)
-    app.config.from_prefixed_env("FLEXMAIL", loads=_loads)
+    app.config.from_mapping(read_env(os.environ))
     if test_config:
         app.config.from_mapping(test_config)
     for key in _INT_KEYS:
         app.config[key] = int(app.config[key])
-    app.config["EMBEDDED_WORKER"] = _truthy(app.config["EMBEDDED_WORKER"])
-    app.config["LOGO_FETCH_ALLOW_PRIVATE"] = _truthy(app.config["LOGO_FETCH_ALLOW_PRIVATE"])
+    for key in _BOOL_KEYS:
+        app.config[key] = _truthy(app.config[key])
+    _set_cookie_flags(app.config)
 
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
@@ -138,7 +148,8 @@ def load(app, test_config: dict | None) -> None:
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     if str(app.config["RATELIMIT_STORAGE_URI"]).startswith(("redis://", "rediss://")):
-        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2})
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2,
+                                                   **app.config.get("RATELIMIT_STORAGE_OPTIONS", {})}
     app.config["WTF_CSRF_TIME_LIMIT"] = 3600 * 6
     app.config["PUBLIC_URL"] = app.config["PUBLIC_URL"].rstrip("/")
     # The newest secret signs sessions and CSRF tokens; all of them verify our own tokens.
@@ -153,12 +164,17 @@ def load(app, test_config: dict | None) -> None:
     )
 
 
-def _loads(value: str):
-    """Environment values are plain strings, except numbers, which become ints."""
-    try:
-        return int(value)
-    except ValueError:
-        return value
+def read_env(environ) -> dict:
+    """``FLEXMAIL_X=value`` -> ``{"X": "value"}``: every value as the string it is."""
+    return {key[len(ENV_PREFIX):]: value for key, value in environ.items()
+            if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX)}
+
+
+def _set_cookie_flags(config) -> None:
+    """Session (and CSRF) cookies: HttpOnly, SameSite=Lax, and Secure behind https."""
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["SESSION_COOKIE_SECURE"] = str(config["PUBLIC_URL"]).startswith("https://")
 
 
 def _truthy(value) -> bool:

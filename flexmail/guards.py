@@ -6,10 +6,27 @@ session (an import-linter contract forbids ``api`` and ``public`` to import ``ex
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+
+def hashed_remote_address() -> str:
+    """The rate-limit key of the client: a keyed hash of its IP, never the IP itself, so
+    the limiter's storage (Redis) holds no client address in clear.
+
+    ProxyFix (FLEXMAIL_TRUSTED_PROXIES hops) sets remote_addr, so this is the client IP.
+    The key is derived from HASH_KEY under its own label, so these values cannot be
+    compared with the address hashes in the database.
+    """
+    key = hmac.new(str(current_app.config["HASH_KEY"]).encode(), b"flexmail rate-limit key", hashlib.sha256).digest()
+    ip = get_remote_address() or ""
+    return "ip-" + hmac.new(key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 csrf = CSRFProtect()
-# ProxyFix (FLEXMAIL_TRUSTED_PROXIES hops) sets remote_addr, so this is the client IP.
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+limiter = Limiter(key_func=hashed_remote_address, default_limits=[])

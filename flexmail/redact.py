@@ -1,7 +1,13 @@
-"""A logging filter that keeps addresses, IPs and tokens out of every log line.
+"""A logging filter that keeps addresses, IPs and tokens out of every log line, and
+keeps every record on its own line.
 
 Code logs ids and address hashes; this filter is the safety net for what slips through
 (a library's message, an exception text), so it rewrites the final formatted text.
+
+Control characters are escaped (a line feed becomes the two characters backslash, n): a ``%0a``
+in a URL path, which werkzeug's and gunicorn's access logs print decoded, cannot start a
+forged line. A traceback keeps its lines, each indented, so no line of it can pass for a
+record of its own either.
 """
 
 from __future__ import annotations
@@ -17,6 +23,26 @@ _TOKEN_PATH = re.compile(r"(/(?:confirm|not-me|unsubscribe|forward|u)/)[^\s/?\"'
 # itsdangerous: payload.timestamp.signature (timed) or payload.signature; the signature
 # is 27 base64url characters (SHA-1 HMAC), which keeps dotted module names out.
 _ITSDANGEROUS = re.compile(r"\b[A-Za-z0-9_\-]{2,}\.(?:[A-Za-z0-9_\-]{4,8}\.)?[A-Za-z0-9_\-]{27,}(?![A-Za-z0-9_\-])")
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: every control character (line breaks included) escaped."""
+    return _CONTROL.sub(_escape_one, text)
+
+
+def _indented_lines(text: str) -> str:
+    """A multi-line text (a traceback) with control characters escaped within each line and
+    every line indented, so none of them starts like a log record."""
+    return "\n".join("  " + escape_controls(line) for line in text.split("\n"))
 
 
 def redact(text: str) -> str:
@@ -36,15 +62,15 @@ def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # a broken format string must not break logging
         message = str(record.msg)
-    record.msg = redact(message)
+    record.msg = escape_controls(redact(message))
     record.args = None
     if record.exc_info:
         # Exception texts carry SQL parameters, SMTP replies... format and scrub them now,
         # and drop the live exception so no handler formats it again in clear.
-        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        record.exc_text = _indented_lines(redact(logging.Formatter().formatException(record.exc_info)))
         record.exc_info = None
     if record.stack_info:
-        record.stack_info = redact(record.stack_info)
+        record.stack_info = _indented_lines(redact(record.stack_info))
     record._flexmail_redacted = True
     return record
 

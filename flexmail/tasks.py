@@ -15,7 +15,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from flexmail.services import forwarding, imports, outbox, retention
+from flexmail.services import forwarding, imports, outbox, retention, sealing
 
 
 @dramatiq.actor(broker=StubBroker(), max_retries=0, queue_name="mail")
@@ -39,7 +39,12 @@ def run_retention() -> None:
     retention.run_retention()
 
 
-ACTORS = (send_outbox, send_forward, import_suppressions, run_retention)
+@dramatiq.actor(broker=StubBroker(), max_retries=3, queue_name="ledger", time_limit=3_600_000)
+def seal_ledger(account_id: int) -> None:
+    sealing.seal(account_id, wait=False)
+
+
+ACTORS = (send_outbox, send_forward, import_suppressions, run_retention, seal_ledger)
 
 
 def bind_actors(broker: dramatiq.Broker) -> None:

@@ -76,12 +76,16 @@ def _config(tmp: Path, namespace: str) -> dict:
         "TESTING": True,
         "EMBEDDED_WORKER": False,
         "OUTBOX_SWEEP_INTERVAL": 0,
+        "LEDGER_SEAL_INTERVAL": 0,
         "SPOOL_DRAIN_INTERVAL": 0,
         "PUBLIC_URL": "http://flexmail.test",
         "SECRET_KEYS": [SECRET],
         "HASH_KEY": HASH_KEY,
         "MAIL_URL": f"maildir:{tmp / 'mail'}",
         "RATELIMIT_KEY_PREFIX": f"t{namespace}",
+        # limits' Redis storage resets by deleting every key under its prefix: one prefix per
+        # pytest process, so runs side by side on one Redis do not wipe each other's counters.
+        "RATELIMIT_STORAGE_OPTIONS": {"key_prefix": f"LIMITS-{PG_DATABASE}"},
     }
     if BACKEND == "postgres":
         config.update(DATABASE_URL=PG_URL, BROKER_URL=REDIS_URL, BROKER_NAMESPACE=f"fm-test-{namespace}",

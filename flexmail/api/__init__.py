@@ -50,4 +50,5 @@ def init_app(app) -> None:
     app.register_blueprint(internal.bp)
     openapi.complete(app, api)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(proof.public_bp)
     app.after_request(limits.add_headers)

@@ -85,6 +85,9 @@ OPERATION_IDS = {
     ("get", "/api/v1/proof/head"): "getProofHead",
     ("get", "/api/v1/proof/key"): "getProofKey",
     ("get", "/api/v1/proof/export"): "exportProof",
+    ("get", "/api/v1/proof/consistency"): "getProofConsistency",
+    ("get", "/api/v1/proof/controller"): "getController",
+    ("put", "/api/v1/proof/controller"): "setController",
     ("get", "/api/v1/people"): "getPersonReport",
     ("get", "/api/v1/audit"): "listAuditEntries",
     ("post", "/api/v1/campaigns"): "createCampaign",
@@ -110,6 +113,7 @@ OPERATION_IDS = {
 #: Statuses an operation answers that its route does not imply (ids in the body...).
 EXTRA_STATUSES = {
     "createCampaign": {404},
+    "getProofConsistency": {404},  # no signed head of that size
 }
 
 
@@ -125,6 +129,7 @@ REQUEST_EXAMPLES = {
     "checkSuppressions": {"emails": ["reader@example.com", "former@example.com"]},
     "erasePerson": {"email": "reader@example.com"},
     "rotateKey": {"grace_seconds": 3600},
+    "setController": {"legal_name": "Acme Outdoor BV", "postal_address": "Veldstraat 1\n9000 Gent\nBelgium"},
 }
 
 

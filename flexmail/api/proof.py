@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Response, stream_with_context
+from flask import Blueprint as FlaskBlueprint
+from flask import Response, jsonify, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from flexmail.api import certificate
 from flexmail.api.auth import current_principal, require_scope
-from flexmail.api.schemas import ExportQuery, HeadOut, ProofOut, ProofQuery, SigningKeyOut
-from flexmail.services import export, ledger, proof, signing
+from flexmail.api.schemas import (
+    ConsistencyOut,
+    ConsistencyQuery,
+    ControllerIn,
+    ControllerOut,
+    ExportQuery,
+    HeadOut,
+    ProofOut,
+    ProofQuery,
+    SigningKeyOut,
+)
+from flexmail.services import accounts, export, ledger, proof, sealing, signing
 
 blp = Blueprint("proof", __name__, url_prefix="/api/v1/proof", description="Consent proof")
 
@@ -45,8 +56,40 @@ class Head(MethodView):
 
     @blp.response(200, HeadOut)
     def get(self):
-        """The latest chain hash and event count of the account, signed (Ed25519)."""
-        return signing.sign(ledger.head(current_principal().account_id))
+        """The latest signed tree head of the account (RFC 9162 root over every event, Ed25519),
+        after sealing the events written so far. Keep heads: a later one must be consistent."""
+        account_id = current_principal().account_id
+        return sealing.seal(account_id) or ledger.head(account_id)
+
+
+@blp.route("/consistency")
+class Consistency(MethodView):
+    decorators = [require_scope("compliance")]
+
+    @blp.arguments(ConsistencyQuery, location="query")
+    @blp.response(200, ConsistencyOut)
+    def get(self, query):
+        """Two signed heads (tree sizes ``first`` <= ``second``; ``second`` defaults to the
+        latest) and the RFC 9162 proof that the first tree is a prefix of the second."""
+        account_id = current_principal().account_id
+        second = query["second"] or ledger.head(account_id)["tree_size"]
+        return ledger.consistency(account_id, query["first"], second)
+
+
+@blp.route("/controller")
+class Controller(MethodView):
+    decorators = [require_scope("compliance")]
+
+    @blp.response(200, ControllerOut)
+    def get(self):
+        """The controller named on consent certificates: the account's legal name and postal address."""
+        return accounts.controller(current_principal().account_id)
+
+    @blp.arguments(ControllerIn)
+    @blp.response(200, ControllerOut)
+    def put(self, body):
+        """Set the legal name and postal address of the controller (scope ``compliance``)."""
+        return accounts.set_controller(current_principal().account_id, **body)
 
 
 @blp.route("/key")
@@ -55,8 +98,23 @@ class Key(MethodView):
 
     @blp.response(200, SigningKeyOut)
     def get(self):
-        """The public key that verifies heads and export manifests (raw Ed25519, base64url)."""
-        return {"algorithm": "Ed25519", "public_key": signing.public_key(), "key_id": signing.public_key()[:16]}
+        """The public key that verifies tree heads, export manifests and certificates (raw Ed25519,
+        base64url). The same answer is public, without an API key, at ``/proof/key``."""
+        return _key()
+
+
+def _key() -> dict:
+    return {"algorithm": "Ed25519", "public_key": signing.public_key(), "key_id": signing.public_key()[:16]}
+
+
+#: Outside the API (no key needed): whoever holds a head, an export or a certificate checks it
+#: with this public key alone; certificates print this URL.
+public_bp = FlaskBlueprint("proof_public", __name__)
+
+
+@public_bp.get("/proof/key")
+def public_key():
+    return jsonify(_key())
 
 
 @blp.route("/export")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 import marshmallow as ma
 from flask import current_app
 from marshmallow import fields, validate
 
 from flexmail.clock import iso
+from flexmail.domain import text
 from flexmail.domain.consent import EventType, Status
 from flexmail.domain.languages import SUPPORTED as LANGUAGES
+from flexmail.domain.text import control_character_fields
 
 
 def _no_breaks(value: str) -> None:
@@ -18,9 +21,29 @@ def _no_breaks(value: str) -> None:
         raise ma.ValidationError("Line breaks and NUL are not allowed.")
 
 
+#: Integers we take in must fit our INTEGER columns (32-bit on PostgreSQL).
+INT_RANGE = validate.Range(-(2**31), 2**31 - 1)
+
+
 class StrictSchema(ma.Schema):
+    """Every input schema: unknown fields refused, no control characters in any text
+    (PostgreSQL cannot store NUL), every integer within the range of our columns."""
+
     class Meta:
         unknown = ma.RAISE
+
+    def on_bind_field(self, field_name, field_obj):
+        if isinstance(field_obj, fields.Integer):
+            field_obj.validators = [*field_obj.validators, INT_RANGE]
+        super().on_bind_field(field_name, field_obj)
+
+    @ma.pre_load
+    def _refuse_control_characters(self, data, **kwargs):
+        items = data.items() if isinstance(data, Mapping) else [("_schema", data)]
+        bad = control_character_fields(items)
+        if bad:
+            raise ma.ValidationError({name: [text.MESSAGE] for name in bad})
+        return data
 
 
 class Out(ma.Schema):
@@ -114,9 +137,15 @@ class SubscribeIn(StrictSchema):
 
 class EventOut(ma.Schema):
     id = fields.Integer()
-    seq = fields.Integer()
-    entry_hash = fields.String()
-    prev_hash = fields.String()
+    #: Place in the account's Merkle tree: leaf_index + 1 (null until the sealer ran).
+    seq = fields.Integer(allow_none=True)
+    leaf_index = fields.Integer(allow_none=True)
+    content_hash = fields.String()
+    #: RFC 9162 audit path (hex, bottom-up) against the head given with the proof.
+    inclusion_proof = fields.List(fields.String(), allow_none=True)
+    #: The old hash chain, for events written before the tree (else null).
+    entry_hash = fields.String(allow_none=True)
+    prev_hash = fields.String(allow_none=True)
     redacted = fields.List(fields.String())
     tombstone = fields.Boolean()
     #: Null for a tombstone (an event deleted by retention).
@@ -235,6 +264,8 @@ class ChainOut(ma.Schema):
     verified = fields.Boolean()
     events_checked = fields.Integer()
     problems = fields.List(fields.Dict())
+    #: Ids of this person's events written after the head was signed (sealed by the next round).
+    unsealed = fields.List(fields.Integer())
     head = fields.Dict()
 
 
@@ -244,6 +275,10 @@ class ProofOut(ma.Schema):
     generated_at = fields.String(metadata=DATE_TIME)
     subscriptions = fields.List(fields.Nested(ProofSubscription))
     chain = fields.Nested(ChainOut)
+    #: Who controls the personal data: the account's legal name and postal address.
+    controller = fields.Dict()
+    #: The public key (and where it is published) that verifies the head offline.
+    verification = fields.Dict()
 
 
 class CampaignIn(StrictSchema):
@@ -504,11 +539,38 @@ class ExportQuery(StrictSchema):
 
 
 class HeadOut(Out):
+    """A signed tree head: Ed25519 over the canonical JSON of every other field."""
+
     account_id = fields.Integer()
-    count = fields.Integer()
-    head_hash = fields.String()
+    tree_size = fields.Integer()
+    root_hash = fields.String()
+    timestamp = fields.String()
     key_id = fields.String()
     signature = fields.String()
+
+
+class ConsistencyQuery(StrictSchema):
+    first = fields.Integer(required=True, validate=validate.Range(1, 2**62))
+    second = fields.Integer(load_default=None, validate=validate.Range(1, 2**62))
+
+
+class ConsistencyOut(Out):
+    first = fields.Nested(HeadOut)
+    second = fields.Nested(HeadOut)
+    #: RFC 9162 consistency proof (hex) that the first tree is a prefix of the second.
+    proof = fields.List(fields.String())
+
+
+class ControllerIn(StrictSchema):
+    legal_name = fields.String(required=True, allow_none=True, validate=validate.Length(max=200))
+    postal_address = fields.String(required=True, allow_none=True, validate=validate.Length(max=500))
+
+
+class ControllerOut(Out):
+    account_id = fields.Integer()
+    name = fields.String()
+    legal_name = fields.String(allow_none=True)
+    postal_address = fields.String(allow_none=True)
 
 
 class PeopleQuery(StrictSchema):

@@ -15,6 +15,7 @@ import html as html_module
 import re
 import unicodedata
 
+import idna
 import nh3
 
 MAX_FRIENDS = 5
@@ -23,14 +24,18 @@ MAX_NOTE = 512
 LINK_REMOVED = "[link removed]"
 
 #: A scheme URL (any scheme: http, ftp, javascript, data...), a "www." host, an address,
-#: or a bare host name with a known-looking top-level label ("cheap-pills.example/x").
+#: or a bare host name with a top-level label of letters or punycode ("cheap-pills.example/x",
+#: "evil.рф"). It is matched on the UTS-46 mapping of the text (see ``_uts46_view``).
 _LINK = re.compile(
     r"(?:\b[a-z][a-z0-9+.\-]*:(?://)?\S+)"
     r"|(?:\bwww\.\S+)"
     r"|(?:\S+@\S+)"
-    r"|(?:\b[\w\-]+(?:\.[\w\-]+)*\.[a-z]{2,63}\b(?:[/?#]\S*)?)",
+    r"|(?:\b[\w\-]+(?:\.[\w\-]+)*\.(?P<tld>xn--[a-z0-9\-]{1,59}|[^\W\d_]{2,63})\b(?P<path>[/?#]\S*)?)",
     re.IGNORECASE,
 )
+#: The ideographic full stop ends sentences in Chinese and Japanese: between two words of
+#: those scripts it is prose, not a domain dot (unless a path follows).
+_IDEOGRAPHIC_STOP = "\u3002"
 _TAG = re.compile(r"<[^>]{0,200}>")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -59,9 +64,45 @@ def _drop_format_characters(text: str, *, keep_newlines: bool) -> str:
     return "".join(out)
 
 
+def _uts46_view(text: str) -> tuple[str, list[int]]:
+    """``text`` as a resolver would read a host name in it (UTS-46 mapping: fullwidth and
+    ideographic dots become ".", fullwidth letters ASCII, case folded, ignorables dropped),
+    and for each character of the mapping the index of the character it came from."""
+    mapped, source = [], []
+    for index, char in enumerate(text):
+        if char.isascii():
+            out = char.lower()
+        else:
+            try:
+                out = idna.uts46_remap(char, std3_rules=False, transitional=False)
+            except idna.IDNAError:  # disallowed in host names: it cannot be part of one
+                out = char
+        mapped.append(out)
+        source.extend([index] * len(out))
+    return "".join(mapped), source
+
+
+def _is_link(match: re.Match, text: str, source: list[int]) -> bool:
+    tld = match.group("tld")
+    if tld and not tld.isascii() and not match.group("path"):
+        return text[source[match.start("tld") - 1]] != _IDEOGRAPHIC_STOP
+    return True
+
+
 def strip_links(text: str) -> str:
-    """Replace every URL, host name and address in ``text`` by ``[link removed]``."""
-    return _LINK.sub(LINK_REMOVED, _TAG.sub("", text))
+    """Replace every URL, host name and address in ``text`` by ``[link removed]``.
+
+    Links are judged on the UTS-46 mapping of the text, the way a mail client or browser
+    resolves them, so "evil。com", "ｅｖｉｌ．ｃｏｍ" and "evil.рф/x" are links too; what
+    is replaced is the original text of each.
+    """
+    text = _TAG.sub("", text)
+    mapped, source = _uts46_view(text)
+    spans = [(source[m.start()], source[m.end() - 1] + 1) for m in _LINK.finditer(mapped)
+             if m.end() > m.start() and _is_link(m, text, source)]
+    for start, end in reversed(spans):
+        text = text[:start] + LINK_REMOVED + text[end:]
+    return text
 
 
 def clean_name(raw: str | None) -> str | None:

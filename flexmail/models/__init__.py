@@ -4,7 +4,7 @@ from flexmail.models.accounts import Account, ApiKey
 from flexmail.models.audit import AuditEntry
 from flexmail.models.bounces import BouncePolicy, BounceRecord, HookEndpoint, HookEventSeen
 from flexmail.models.campaigns import Campaign
-from flexmail.models.consent_events import ConsentEvent, LedgerHead
+from flexmail.models.consent_events import ConsentEvent, LedgerNode, LedgerTreeHead
 from flexmail.models.flood import FloodCounter
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.idempotency import IdempotencyRecord
@@ -32,7 +32,8 @@ __all__ = [
     "HookEventSeen",
     "IdempotencyRecord",
     "Lease",
-    "LedgerHead",
+    "LedgerNode",
+    "LedgerTreeHead",
     "ListLogo",
     "MailingList",
     "OutboxMessage",

@@ -19,6 +19,9 @@ class Account(db.Model):
     #: Display name chosen by the operator.
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
+    #: The controller of the personal data (GDPR art. 4(7)), named on consent certificates.
+    legal_name: Mapped[str | None] = mapped_column(String(200))
+    postal_address: Mapped[str | None] = mapped_column(String(500))
 
     keys: Mapped[list[ApiKey]] = relationship(back_populates="account")
 

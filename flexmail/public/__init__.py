@@ -6,15 +6,16 @@ whether an address is on a list.
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, render_template, request
 
+from flexmail.domain.text import control_character_fields
 from flexmail.services.context import RequestMeta
+from flexmail.web import CSP  # noqa: F401  (strict: scripts only from us, no inline; forms post only to us)
 
 bp = Blueprint("public", __name__)
 
-#: Strict CSP: scripts only from our own origin (no inline), forms post only to us.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+#: Routes that take an opt-out: it is honoured whatever else the body holds.
+OPT_OUT_ENDPOINTS = {"public.unsubscribe_submit"}
 
 
 def request_meta() -> RequestMeta:
@@ -22,15 +23,27 @@ def request_meta() -> RequestMeta:
     return RequestMeta.checked(request.remote_addr, request.headers.get("User-Agent"))
 
 
+@bp.before_request
+def _refuse_control_characters():
+    """A form field holding NUL or another control character (tab and line breaks aside) is
+    refused with 422 before any view reads it: PostgreSQL cannot store NUL in text."""
+    if request.method != "POST" or request.endpoint in OPT_OUT_ENDPOINTS:
+        return None
+    if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return None
+    if control_character_fields(request.form.items(multi=True)):
+        return render_template("public/error.html", status=422,
+                               message="The form contains characters that cannot be used."), 422
+    return None
+
+
 @bp.after_request
-def _security_headers(response):
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    # Token URLs must not leak through Referer, caches or search engines.
-    response.headers["Referrer-Policy"] = "no-referrer"
+def _no_store(response):
+    # Token URLs must not be kept by caches or listed by search engines (the security
+    # headers every response gets are set in flexmail.web); the brand's logo and style
+    # sheet set their own long cache.
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
     return response
 
 

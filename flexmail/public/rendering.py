@@ -33,6 +33,9 @@ def _list_of(context):
     if lst is not None and hasattr(lst, "sender_email"):
         return lst.language, branding.brand_of(lst)
     link = context.get("link")
+    brand = getattr(link, "brand", None)
+    if brand is not None:  # read with the link by the service: no query here
+        return getattr(link, "language", None) or brand.language, brand
     if link is not None and getattr(link, "subscription_id", None) is not None:
         brand = branding.brand_for_subscription(link.subscription_id)
         if brand is None:  # the subscription is gone (erased): no list to speak for

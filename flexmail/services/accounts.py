@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from flexmail.clock import now
-from flexmail.domain.ledger import GENESIS
 from flexmail.extensions import db
-from flexmail.models import Account, ApiKey, LedgerHead
+from flexmail.models import Account, ApiKey
 from flexmail.services.context import setting
-from flexmail.services.errors import ValidationFailed
+from flexmail.services.errors import NotFound, ValidationFailed
 from flexmail.services.unit_of_work import unit_of_work
 
 SCOPES = frozenset({"marketer", "compliance", "admin"})
@@ -48,10 +47,38 @@ def create_account(name: str, *, scopes: list[str]) -> tuple[int, str]:
         account = Account(name=name)
         uow.session.add(account)
         uow.session.flush()
-        # The chain head exists from the start, so the first events never race to make it.
-        uow.session.add(LedgerHead(account_id=account.id, seq=0, entry_hash=GENESIS))
         key = _new_key(uow.session, account.id, scopes)
     return account.id, key
+
+
+def set_controller(account_id: int, *, legal_name: str | None, postal_address: str | None) -> dict:
+    """Name the controller of the account's personal data (shown on consent certificates)."""
+    errors = {}
+    legal_name = (legal_name or "").strip() or None
+    postal_address = (postal_address or "").strip() or None
+    if legal_name is not None and len(legal_name) > 200:
+        errors["legal_name"] = ["1 to 200 characters"]
+    if postal_address is not None and len(postal_address) > 500:
+        errors["postal_address"] = ["1 to 500 characters"]
+    for field, value in (("legal_name", legal_name), ("postal_address", postal_address)):
+        if value and any(ord(c) < 32 and c != "\n" for c in value):
+            errors.setdefault(field, []).append("no control characters")
+    if errors:
+        raise ValidationFailed("Invalid input.", fields=errors)
+    with unit_of_work() as uow:
+        account = uow.session.get(Account, account_id)
+        if account is None:
+            raise NotFound("No such account.")
+        account.legal_name, account.postal_address = legal_name, postal_address
+    return controller(account_id)
+
+
+def controller(account_id: int) -> dict:
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFound("No such account.")
+    return {"account_id": account.id, "name": account.name, "legal_name": account.legal_name,
+            "postal_address": account.postal_address}
 
 
 def create_key(account_id: int, *, scopes: list[str]) -> str:

@@ -176,6 +176,17 @@ def brand_of(lst: MailingList) -> Brand:
     )
 
 
+def brand_of_row(row) -> Brand | None:
+    """The branding read with a subscription by ``rows.brand_columns()``; ``None`` without it."""
+    if getattr(row, "brand_id", None) is None:
+        return None
+    return Brand(
+        row.brand_id, choose(row.brand_language), row.brand_name, row.brand_sender_name, row.brand_accent_color,
+        row.brand_postal_address, row.brand_contact_email, row.brand_privacy_url,
+        logo_path(row.brand_id, row.brand_logo_sha) if row.brand_logo_sha else None,
+    )
+
+
 def brand_for_subscription(subscription_id: int | None) -> Brand | None:
     """The branding of a subscription's list; ``None`` once the subscription is gone.
 

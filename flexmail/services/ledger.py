@@ -1,17 +1,25 @@
-"""Appending to and checking the per-account consent chain (see domain.ledger)."""
+"""The per-account consent ledger: appending events, signed tree heads, and proofs.
+
+Appending is one INSERT with no read of any other row (no lock shared by two subscribers):
+the event carries its content hash and no place. ``services.sealing`` later gives events
+their places in the account's Merkle tree and signs a tree head; this module reads heads
+and builds RFC 9162 inclusion and consistency proofs from the stored perfect subtrees.
+"""
 
 from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
-from flexmail.clock import iso
-from flexmail.domain import ledger
+from flexmail.clock import iso, now
+from flexmail.domain import ledger, merkle
 from flexmail.domain.addresses import match_key
 from flexmail.extensions import db
-from flexmail.models import ConsentEvent, LedgerHead
+from flexmail.models import ConsentEvent, LedgerNode, LedgerTreeHead
+from flexmail.services import signing
 from flexmail.services.context import hash_key
+from flexmail.services.errors import NotFound, ValidationFailed
 
 
 def personal_values(event: ConsentEvent, email: str | None) -> dict:
@@ -24,69 +32,141 @@ def chain_content(event: ConsentEvent) -> dict:
         "account_id": event.account_id, "seq": event.seq, "subscription_id": event.subscription_id,
         "list_id": event.list_id, "type": event.type.value if event.type else None, "at": iso(event.at),
         "source": event.source, "details_hash": event.details_hash, "commitments": event.commitments,
+        "prev_hash": event.prev_hash,
     }
 
 
 def append(session, event: ConsentEvent, *, email: str | None) -> ConsentEvent:
-    """Give ``event`` its place in the account's chain, inside the caller's transaction.
+    """Add ``event`` to the caller's transaction: hashes computed here, no other row read.
 
-    The account's head row is locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite's
-    BEGIN IMMEDIATE already serialises writers), so sequence numbers have no gaps and no
-    two events share a predecessor.
+    The event has no place (``seq``) yet; the sealer gives it one after the commit.
     """
-    head = session.scalar(
-        select(LedgerHead).where(LedgerHead.account_id == event.account_id).with_for_update()
-    )
-    if head is None:
-        head = LedgerHead(account_id=event.account_id, seq=0, entry_hash=ledger.GENESIS)
-        session.add(head)
-        session.flush()
-    event.seq = head.seq + 1
-    event.prev_hash = head.entry_hash
     event.salt = secrets.token_hex(16)
     event.commitments = ledger.commitments(hash_key(), event.salt, personal_values(event, email))
     event.details = event.details or {}
     event.details_hash = ledger.details_digest(event.details)
     event.content_hash = ledger.content_hash(chain_content(event))
-    event.entry_hash = ledger.entry_hash(event.prev_hash, event.content_hash)
-    head.seq, head.entry_hash = event.seq, event.entry_hash
     session.add(event)
     return event
 
 
+# --- signed tree heads ------------------------------------------------------------------
+
+def head_document(row: LedgerTreeHead) -> dict:
+    """The signed head as stored: exactly the signed fields plus the signature."""
+    return {"account_id": row.account_id, "tree_size": row.tree_size, "root_hash": row.root_hash,
+            "timestamp": row.timestamp, "key_id": row.key_id, "signature": row.signature}
+
+
+def sign_head(account_id: int, tree_size: int, root: bytes) -> dict:
+    return signing.sign({"account_id": account_id, "tree_size": tree_size, "root_hash": root.hex(),
+                         "timestamp": iso(now())})
+
+
+def latest_head_row(account_id: int, session=None) -> LedgerTreeHead | None:
+    session = session or db.session
+    return session.scalar(select(LedgerTreeHead).where(LedgerTreeHead.account_id == account_id)
+                          .order_by(LedgerTreeHead.tree_size.desc()).limit(1))
+
+
 def head(account_id: int) -> dict:
-    row = db.session.get(LedgerHead, account_id)
-    return {"account_id": account_id, "count": row.seq if row else 0,
-            "head_hash": row.entry_hash if row else ledger.GENESIS}
+    """The latest signed tree head (an empty tree, signed now, before the first seal)."""
+    row = latest_head_row(account_id)
+    if row is None:
+        return sign_head(account_id, 0, merkle.EMPTY_ROOT)
+    return head_document(row)
 
 
-def export_row(event: ConsentEvent, email: str | None) -> dict:
-    """One event as an export row: content, personal values in clear, chain fields."""
-    tomb = event.tombstoned_at is not None
-    return {
-        **chain_content(event), "event_id": event.id, "details": event.details, "email": email, "ip": event.ip,
-        "user_agent": event.user_agent, "salt": event.salt, "prev_hash": event.prev_hash,
-        "content_hash": event.content_hash, "entry_hash": event.entry_hash,
-        "redacted": event.redacted or [], "tombstone": tomb,
-    }
+def head_at(account_id: int, tree_size: int) -> dict:
+    row = db.session.get(LedgerTreeHead, (account_id, tree_size))
+    if row is None:
+        raise NotFound(f"No signed head of size {tree_size}.")
+    return head_document(row)
 
 
-def verify_events(events: list[ConsentEvent], emails: dict[int, str | None]) -> dict:
-    """Check some events of one account in place: own hashes, commitments, and the link to
-    each predecessor (one lookup each), without reading the whole chain."""
-    problems = []
+# --- proofs -----------------------------------------------------------------------------
+
+def perfect_nodes(account_id: int, coords, session=None) -> dict[tuple[int, int], bytes]:
+    """Hashes of perfect subtrees by (level, index): leaves from the events, the rest stored."""
+    session = session or db.session
+    coords = set(coords)
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = sorted(i + 1 for level, i in coords if level == 0)
+    for start in range(0, len(leaves), 500):
+        for seq, content_hash in session.execute(
+                select(ConsentEvent.seq, ConsentEvent.content_hash).where(
+                    ConsentEvent.account_id == account_id, ConsentEvent.seq.in_(leaves[start:start + 500]))):
+            found[(0, seq - 1)] = ledger.leaf(content_hash)
+    inner = sorted(c for c in coords if c[0] > 0)
+    for start in range(0, len(inner), 200):
+        chunk = inner[start:start + 200]
+        condition = or_(*(and_(LedgerNode.level == level, LedgerNode.idx == idx) for level, idx in chunk))
+        for level, idx, value in session.execute(
+                select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash)
+                .where(LedgerNode.account_id == account_id, condition)):
+            found[(level, idx)] = bytes.fromhex(value)
+    missing = coords - set(found)
+    if missing:
+        raise LookupError(f"the tree of account {account_id} lacks nodes {sorted(missing)[:3]}")
+    return found
+
+
+def _resolve(account_id: int, ranges: list[tuple[int, int]]) -> list[str]:
+    coords = [c for a, b in ranges for c in merkle.range_nodes(a, b)]
+    nodes = perfect_nodes(account_id, coords)
+    return [h.hex() for h in merkle.resolve(ranges, lambda level, idx: nodes[(level, idx)])]
+
+
+def inclusion_proof(account_id: int, seq: int, tree_size: int) -> list[str]:
+    """The audit path of event ``seq`` (leaf ``seq - 1``) in the tree of ``tree_size`` leaves."""
+    return _resolve(account_id, merkle.inclusion_ranges(seq - 1, tree_size))
+
+
+def consistency(account_id: int, first: int, second: int) -> dict:
+    """Both signed heads and the RFC 9162 proof that the first tree is a prefix of the second."""
+    if first < 1 or second < first:
+        raise ValidationFailed("Invalid input.", fields={"first": ["need 1 <= first <= second"]})
+    older, newer = head_at(account_id, first), head_at(account_id, second)
+    return {"first": older, "second": newer,
+            "proof": _resolve(account_id, merkle.consistency_ranges(first, second))}
+
+
+def verify_head(document: dict, public: str | None = None) -> bool:
+    return signing.verify(document, public)
+
+
+def event_row(event: ConsentEvent, email: str | None) -> dict:
+    """An event as domain.ledger.check_row reads it."""
+    return {**chain_content(event), "content_hash": event.content_hash, "entry_hash": event.entry_hash,
+            "details": event.details, "email": match_key(email) if email else None, "ip": event.ip,
+            "user_agent": event.user_agent, "salt": event.salt, "redacted": event.redacted or [],
+            "tombstone": event.tombstoned_at is not None}
+
+
+def verify_events(events: list[ConsentEvent], emails: dict[int, str | None], signed_head: dict) -> dict:
+    """Check some events of one account in place: own hashes and commitments, and each sealed
+    event's inclusion in the signed head (whose signature is checked too)."""
+    problems, unsealed, proofs = [], [], {}
+    head_ok = verify_head(signed_head)
+    if not head_ok:
+        problems.append({"seq": None, "error": "the tree head signature is not valid"})
+    root, size = bytes.fromhex(signed_head["root_hash"]), signed_head["tree_size"]
     for event in events:
-        row = export_row(event, emails.get(event.subscription_id))
-        row["email"] = match_key(row["email"]) if row["email"] else None
-        result = list(ledger.verify_rows([row], contiguous=False, pepper=hash_key()))[-1]
-        if not result.ok:
-            problems.append({"seq": event.seq, "error": result.error})
+        if event.seq is None or event.seq > size:
+            unsealed.append(event.id)
             continue
-        if event.seq == 1:
-            linked = event.prev_hash == ledger.GENESIS
-        else:
-            linked = db.session.scalar(select(ConsentEvent.entry_hash).where(
-                ConsentEvent.account_id == event.account_id, ConsentEvent.seq == event.seq - 1)) == event.prev_hash
-        if not linked:
-            problems.append({"seq": event.seq, "error": "not linked to its predecessor"})
-    return {"verified": not problems, "events_checked": len(events), "problems": problems}
+        error = ledger.check_row(event_row(event, emails.get(event.subscription_id)), hash_key())
+        if error:
+            problems.append({"seq": event.seq, "error": error})
+            continue
+        try:
+            path = inclusion_proof(event.account_id, event.seq, size)
+        except LookupError as exc:  # a leaf or node the signed tree covers is gone
+            problems.append({"seq": event.seq, "error": str(exc)})
+            continue
+        proofs[event.id] = path
+        if not merkle.verify_inclusion(event.seq - 1, size, ledger.leaf(event.content_hash),
+                                       [bytes.fromhex(p) for p in path], root):
+            problems.append({"seq": event.seq, "error": "not included in the signed tree head"})
+    return {"verified": not problems, "events_checked": len(events) - len(unsealed), "problems": problems,
+            "unsealed": unsealed, "proofs": proofs}

@@ -16,7 +16,8 @@ def access_report(principal: Principal, email: str) -> dict:
     """A machine-readable report of the address's data in the caller's account.
 
     Platform-wide suppressions are named only as such (their details belong to the
-    operator). The request is written to the audit log.
+    operator). The keyed hash of the address is not in the report: whoever holds a copy of
+    the hashes could use it as an oracle. The request is written to the audit log.
     """
     address = parse_address(email)
     addr_hash = hash_address(address)
@@ -49,5 +50,4 @@ def access_report(principal: Principal, email: str) -> dict:
         "suppressions": suppressions,
         "mails": mails,
         "forwarding": "Forward-to-a-friend stores no address; only campaign counters exist.",
-        "address_hash": addr_hash,
     }

@@ -8,9 +8,9 @@ from flexmail.clock import iso, now
 from flexmail.domain.consent import EventType, next_status
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription
-from flexmail.services import audit, ledger, signing
+from flexmail.services import accounts, audit, ledger, sealing, signing
 from flexmail.services.accounts import Principal
-from flexmail.services.context import RequestMeta, hash_address, parse_address
+from flexmail.services.context import RequestMeta, hash_address, parse_address, setting
 
 
 def record_event(session, subscription: Subscription, event: EventType, *, meta: RequestMeta,
@@ -31,10 +31,14 @@ def record_event(session, subscription: Subscription, event: EventType, *, meta:
     return ledger.append(session, row, email=subscription.email)
 
 
-def event_json(event: ConsentEvent) -> dict:
+def event_json(event: ConsentEvent, inclusion_proof: list[str] | None = None) -> dict:
+    """An event with its place in the tree (``seq`` = leaf index + 1, NULL until sealed) and
+    its RFC 9162 audit path against the head given with the proof."""
     return {
-        "id": event.id, "seq": event.seq, "type": event.type.value if event.type else None, "at": iso(event.at),
+        "id": event.id, "seq": event.seq, "leaf_index": event.seq - 1 if event.seq else None,
+        "type": event.type.value if event.type else None, "at": iso(event.at),
         "ip": event.ip, "user_agent": event.user_agent, "source": event.source, "details": event.details or {},
+        "content_hash": event.content_hash, "inclusion_proof": inclusion_proof,
         "entry_hash": event.entry_hash, "prev_hash": event.prev_hash, "redacted": event.redacted or [],
         "tombstone": event.tombstoned_at is not None,
     }
@@ -43,18 +47,22 @@ def event_json(event: ConsentEvent) -> dict:
 def subscription_events(subscription_id: int) -> list[ConsentEvent]:
     return list(db.session.scalars(
         select(ConsentEvent).where(ConsentEvent.subscription_id == subscription_id)
-        .order_by(ConsentEvent.seq)
+        .order_by(ConsentEvent.id)
     ))
 
 
 def consent_history(account_id: int, email: str, *, list_id: int | None = None,
                     principal: Principal | None = None) -> dict:
     """Every subscription of ``email`` in the account with its ordered events, the
-    confirmation mails as sent, and the verification of those events against the chain.
+    confirmation mails as sent, and the verification of those events: each one's hashes and
+    commitments, and its inclusion proof against the latest signed tree head (the account's
+    events are sealed first, so the head covers them; any written meanwhile are listed as
+    ``unsealed``).
 
     Reading proof is a compliance action: it is written to the audit log.
     """
     address = parse_address(email)
+    sealing.seal(account_id)
     addr_hash = hash_address(address)
     query = (
         select(Subscription, MailingList)
@@ -65,10 +73,15 @@ def consent_history(account_id: int, email: str, *, list_id: int | None = None,
     if list_id is not None:
         query = query.where(Subscription.list_id == list_id)
     subscriptions, all_events, emails = [], [], {}
-    for sub, lst in db.session.execute(query):
-        events = subscription_events(sub.id)
-        all_events += events
+    rows = list(db.session.execute(query))
+    for sub, _ in rows:
+        all_events += subscription_events(sub.id)
         emails[sub.id] = sub.email
+    head = ledger.head(account_id)
+    check = ledger.verify_events(all_events, emails, head)
+    proofs = check.pop("proofs")
+    for sub, lst in rows:
+        events = [e for e in all_events if e.subscription_id == sub.id]
         subscriptions.append({
             "id": sub.id, "list_id": lst.id, "list_name": lst.name, "status": sub.status.value,
             "email": sub.email, "consent_text": sub.consent_text, "source": sub.source,
@@ -76,7 +89,7 @@ def consent_history(account_id: int, email: str, *, list_id: int | None = None,
             "created_at": iso(sub.created_at), "confirmed_at": iso(sub.confirmed_at),
             "unsubscribed_at": iso(sub.unsubscribed_at),
             "confirmation_mails": _confirmation_mails(sub.id, events),
-            "events": [event_json(e) for e in events],
+            "events": [event_json(e, proofs.get(e.id)) for e in events],
         })
     if principal is not None:
         audit.record(principal, "proof.read", {"person": audit.address_ref(addr_hash), "list_id": list_id,
@@ -85,7 +98,10 @@ def consent_history(account_id: int, email: str, *, list_id: int | None = None,
         "email": address.normalized,
         "account_id": account_id,
         "subscriptions": subscriptions,
-        "chain": {**ledger.verify_events(all_events, emails), "head": signing.sign(ledger.head(account_id))},
+        "chain": {**check, "head": head},
+        "controller": accounts.controller(account_id),
+        "verification": {"public_key": signing.public_key(), "key_id": signing.public_key()[:16],
+                         "public_key_url": f"{setting('PUBLIC_URL')}/proof/key"},
         "generated_at": iso(now()),
     }
 

@@ -35,6 +35,21 @@ def list_column(column, label: str):
             .correlate(Subscription).scalar_subquery().label(label))
 
 
+def brand_columns() -> tuple:
+    """The list's branding, read in the same statement as the subscription (scalar
+    subqueries, so an UPDATE's RETURNING can carry them too); see ``branding.brand_of_row``."""
+    from flexmail.models import ListLogo
+
+    logo = (select(ListLogo.sha256).where(ListLogo.list_id == Subscription.list_id)
+            .correlate(Subscription).scalar_subquery().label("brand_logo_sha"))
+    return (*(list_column(getattr(MailingList, name), f"brand_{name}") for name in BRAND_FIELDS), logo)
+
+
+#: The list columns a page's branding needs (``services.branding.Brand``).
+BRAND_FIELDS = ("id", "language", "name", "sender_name", "accent_color", "postal_address", "contact_email",
+                "privacy_url")
+
+
 def pending_mails():
     """How many confirmation mails of the subscription still wait to be sent: only when there
     are some does a decision (confirm, unsubscribe, cancel) need to skip them."""

@@ -22,6 +22,7 @@ from flexmail.domain.tokens import Purpose, TokenError
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription
 from flexmail.services import flood, outbox
+from flexmail.services.branding import Brand, brand_of_row
 from flexmail.services.context import (
     RequestMeta,
     hash_address,
@@ -39,7 +40,7 @@ from flexmail.services.errors import (
 )
 from flexmail.services.lists import get_list
 from flexmail.services.proof import record_event
-from flexmail.services.rows import SUBSCRIPTION_COLUMNS, SubscriptionRow, pending_mails
+from flexmail.services.rows import SUBSCRIPTION_COLUMNS, SubscriptionRow, brand_columns, pending_mails
 from flexmail.services.suppression_store import entries_for
 from flexmail.services.suppressions import (
     add_suppression,
@@ -168,6 +169,8 @@ class ConfirmLink:
     redirect_url: str | None = None
     #: Set by ``confirm_subscription``: this call is the one that confirmed.
     newly_confirmed: bool = False
+    #: The list's branding, read with the link (pages need no query of their own).
+    brand: Brand | None = None
 
 
 def _decode(token: str, *, purpose: Purpose, max_age: int) -> tuple[int, int]:
@@ -191,7 +194,7 @@ def _load_link(token: str, *, purpose: Purpose = Purpose.CONFIRM, deciding: bool
     sid, oid = _decode(token, purpose=purpose, max_age=setting("CONFIRM_MAX_AGE"))
     columns = [*SUBSCRIPTION_COLUMNS, MailingList.name.label("list_name"), MailingList.sender_name,
                MailingList.confirm_redirect_url, OutboxMessage.id.label("outbox_id"), OutboxMessage.message_id,
-               OutboxMessage.sent_at, OutboxMessage.created_at.label("mail_created_at")]
+               OutboxMessage.sent_at, OutboxMessage.created_at.label("mail_created_at"), *brand_columns()]
     if deciding:
         columns += [pending_mails(), select(ConsentEvent.source).where(
             ConsentEvent.subscription_id == Subscription.id, ConsentEvent.type == EventType.SUBSCRIBE_REQUESTED,
@@ -212,7 +215,7 @@ def _link_view(link: SubscriptionRow, *, status: Status | None = None, newly_con
     gate = dt.timedelta(seconds=setting("CONFIRM_CLICK_GATE"))
     auto = status == Status.PENDING and link.sent_at is not None and now() - link.sent_at >= gate
     return ConfirmLink(link.id, status, link.list_name, link.sender_name, link.consent_text or "",
-                       link.language, auto, link.confirm_redirect_url, newly_confirmed)
+                       link.language, auto, link.confirm_redirect_url, newly_confirmed, brand_of_row(link))
 
 
 def _round_is_current(link: SubscriptionRow) -> bool:

@@ -28,12 +28,19 @@ from flexmail.mail.headers import LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, list_
 from flexmail.models import ConsentEvent, MailingList, Subscription
 from flexmail.services import outbox
 from flexmail.services.addressing import inbound_domain
+from flexmail.services.branding import Brand, brand_of_row
 from flexmail.services.context import RequestMeta, setting, signer
 from flexmail.services.errors import BadToken, RateLimited, Suppressed
 from flexmail.services.lists import get_list
 from flexmail.services.metrics import UNSUBSCRIBES
 from flexmail.services.proof import record_event
-from flexmail.services.rows import SUBSCRIPTION_COLUMNS, SubscriptionRow, list_column, pending_mails
+from flexmail.services.rows import (
+    SUBSCRIPTION_COLUMNS,
+    SubscriptionRow,
+    brand_columns,
+    list_column,
+    pending_mails,
+)
 from flexmail.services.subscriptions import get_subscription, request_subscription
 from flexmail.services.suppressions import add_suppression
 from flexmail.services.unit_of_work import unit_of_work
@@ -112,6 +119,8 @@ class UnsubscribeLink:
     #: Set by ``unsubscribe_by_token``: this call made the change / stopped all mail.
     newly_unsubscribed: bool = False
     all_lists: bool = False
+    #: The list's branding, read with the link (pages need no query of their own).
+    brand: Brand | None = None
 
     @property
     def active(self) -> bool:
@@ -254,7 +263,7 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
 #: What the page shows of the list, read in the same statement as the subscription.
 _LIST_COLUMNS = tuple(list_column(column, label) for column, label in (
     (MailingList.name, "list_name"), (MailingList.sender_name, "sender_name"),
-    (MailingList.language, "list_language"), (MailingList.consent_text, "list_consent_text")))
+    (MailingList.language, "list_language"), (MailingList.consent_text, "list_consent_text"))) + brand_columns()
 
 
 def _decode(token: str) -> tuple[int, int | None]:
@@ -270,7 +279,7 @@ def _decode(token: str) -> tuple[int, int | None]:
 def _row_view(row, **flags) -> UnsubscribeLink:
     return UnsubscribeLink(
         row.id, row.status, row.list_name, row.sender_name, row.list_language or "en", mask_address(row.email),
-        row.list_consent_text, row.email is not None, **flags,
+        row.list_consent_text, row.email is not None, brand=brand_of_row(row), **flags,
     )
 
 

@@ -66,15 +66,16 @@ def test_person_proof_as_html_and_pdf_certificate(client, account, history):
 
 
 def test_head_is_signed_and_checks_with_the_public_key(app, client, account, history):
-    """The head names count and hash; its Ed25519 signature verifies with the published key."""
+    """The tree head names size and root; its Ed25519 signature verifies with the key published without auth."""
     head = client.get("/api/v1/proof/head", headers=account.headers).json
-    key = client.get("/api/v1/proof/key", headers=account.headers).json
+    key = client.get("/proof/key").json
     with app.app_context():
         from flexmail.services import signing
 
         assert signing.verify(head, key["public_key"])
-        assert not signing.verify({**head, "count": head["count"] - 1}, key["public_key"])
-    assert head["count"] > 5 and len(head["head_hash"]) == 64
+        assert not signing.verify({**head, "tree_size": head["tree_size"] - 1}, key["public_key"])
+        assert not signing.verify({**head, "root_hash": "0" * 64}, key["public_key"])
+    assert head["tree_size"] > 5 and len(head["root_hash"]) == 64 and head["key_id"] == key["key_id"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
@@ -84,7 +85,7 @@ def test_real_export_verifies_offline(client, runner, tmp_path, account, history
     head = client.get("/api/v1/proof/head", headers=account.headers).json
     result = _verify(runner, tmp_path, body, f"e.{fmt}", head=head)
     assert result.exit_code == 0, result.output
-    assert f"{head['count']} entries verified" in result.output
+    assert f"{head['tree_size']} entries verified" in result.output
 
 
 def _csv_rows(body: bytes):
@@ -93,7 +94,7 @@ def _csv_rows(body: bytes):
 
 def _csv_body(rows) -> bytes:
     out = io.StringIO()
-    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows)
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
     return out.getvalue().encode()
 
 
@@ -129,7 +130,7 @@ def test_dropping_swapping_and_truncating_rows_fail(client, runner, tmp_path, ac
     client.get("/api/v1/proof?email=ann@example.com", headers=account.headers)
     from tests.conftest import BACKEND  # noqa: F401
     assert _verify(runner, tmp_path, older, head=head).exit_code == 0
-    newer_head = dict(head, count=head["count"] + 1)
+    newer_head = dict(head, tree_size=head["tree_size"] + 1)
     assert "signature" in _verify(runner, tmp_path, older, head=newer_head).output
     forged_manifest = rows[:-1] + [["manifest", rows[-1][1].replace('"count": ', '"count": 1')]
                                    + rows[-1][2:]]
@@ -149,9 +150,10 @@ def test_tail_cut_against_the_head_after_new_events(client, runner, tmp_path, ac
 def test_filtered_export_verifies_and_detects_removed_rows(client, runner, tmp_path, account, history):
     """An export of one list verifies; removing one of its rows fails through the signed digest."""
     news, _ = history
-    rows = _csv_rows(_export(client, account, list_id=news["id"]).data)
+    body = _export(client, account, list_id=news["id"]).data
+    rows = _csv_rows(body)
     assert {r[rows[0].index("list_id")] for r in rows[1:-1]} == {str(news["id"])}
-    assert _verify(runner, tmp_path, _csv_body(rows)).exit_code == 0
+    assert _verify(runner, tmp_path, body).exit_code == 0
     out = _verify(runner, tmp_path, _csv_body(rows[:2] + rows[3:])).output
     assert "FAILED" in out and "removed" in out
 
@@ -211,6 +213,24 @@ def test_export_from_another_tenant_is_empty(client, create_account, history):
     assert db is not None
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_export_of_one_account_holds_none_of_another_accounts_events(client, create_account, create_list,
+                                                                     subscribe, account, history, fmt):
+    """With events in both accounts, each account's export holds only its own events and people."""
+    other = create_account("Globex", scopes=("compliance", "marketer"))
+    subscribe(create_list(acct=other)["id"], acct=other, email="zed@example.org")
+    for acct, mine, theirs in ((account, b"ann@example.com", b"zed@example.org"),
+                               (other, b"zed@example.org", b"ann@example.com")):
+        body = _export(client, acct, fmt).data
+        assert mine in body and theirs not in body
+        if fmt == "csv":
+            rows = _csv_rows(body)
+            ids = {r[rows[0].index("account_id")] for r in rows[1:-1]}
+        else:
+            ids = {str(json.loads(line)["account_id"]) for line in body.decode().splitlines()[:-1]}
+        assert ids == {str(acct.id)}
+
+
 def test_erasure_and_lifted_suppressions_are_audited(client, account, history):
     """Erasing a person and lifting a suppression each leave an audit entry without the address."""
     assert client.post("/api/v1/erasures", json={"email": "ann@example.com"}, headers=account.headers
@@ -243,3 +263,39 @@ def test_chain_still_verifies_after_an_erasure(client, runner, tmp_path, account
     proof = client.get("/api/v1/proof?email=eve@example.com", headers=account.headers).json
     assert proof["chain"]["verified"] is True
     assert any("details" in e["redacted"] for s in proof["subscriptions"] for e in s["events"])
+
+
+def test_verify_against_an_earlier_head_detects_rewritten_history(app, client, runner, tmp_path, account, history,
+                                                                   subscribe):
+    """An export checked against an earlier head verifies when that head's tree is its prefix, and fails
+    when the earlier head (validly signed) has another root over those first leaves."""
+    early = client.get("/api/v1/proof/head", headers=account.headers).json
+    news, _ = history
+    subscribe(news["id"], email="later@example.com")
+    body = _export(client, account).data
+    assert _verify(runner, tmp_path, body, head=early).exit_code == 0
+    with app.app_context():
+        from flexmail.services import signing
+
+        forged = signing.sign({k: v for k, v in early.items() if k not in ("signature", "key_id")}
+                              | {"root_hash": "ab" * 32})
+    result = _verify(runner, tmp_path, body, head=forged)
+    assert result.exit_code != 0 and "rewritten" in result.output, result.output
+
+
+def test_rows_edited_with_recomputed_hashes_fail(client, runner, tmp_path, account, history):
+    """A row whose content and content hash were both rewritten still fails (the signed digest and root)."""
+    from flexmail.domain import ledger as ledger_rules
+
+    rows = _csv_rows(_export(client, account).data)
+    header, target = rows[0], rows[2]
+    row = dict(zip(header, target, strict=True))
+    content = {"account_id": int(row["account_id"]), "seq": int(row["seq"]),
+               "subscription_id": int(row["subscription_id"]), "list_id": int(row["list_id"]),
+               "type": "unsubscribed", "at": row["at"], "source": row["source"].lstrip("'") or None,
+               "details_hash": row["details_hash"], "commitments": json.loads(row["commitments"]),
+               "prev_hash": row["prev_hash"] or None}
+    target[header.index("type")] = "unsubscribed"
+    target[header.index("content_hash")] = ledger_rules.content_hash(content)
+    result = _verify(runner, tmp_path, _csv_body(rows))
+    assert result.exit_code != 0 and "digest" in result.output, result.output

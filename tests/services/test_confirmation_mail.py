@@ -25,7 +25,8 @@ def test_skeleton_mail_equals_the_composed_mail(app, language, address):
     """Same headers, parts and bytes (but the MIME boundary) as composing each mail on its own,
     for ASCII, German and non-ASCII recipients; the second mail of a batch reuses the skeleton."""
     clock.freeze(dt.datetime(2026, 6, 1, 10, 30, tzinfo=dt.UTC))
-    lst = SimpleNamespace(id=1, name="Weekly news", sender_name="Acme News", sender_email="news@acme.example")
+    lst = SimpleNamespace(id=1, name="Weekly news", sender_name="Acme News", sender_email="news@acme.example",
+                          language="en", postal_address="1 Main St\nSpringfield", contact_email=None, privacy_url=None)
     sub = SimpleNamespace(id=7, email=address, language=language,
                           consent_text="Send me the weekly Acme newsletter. I can unsubscribe at any time.")
     row = SimpleNamespace(id=3, message_id="<0123456789abcdef0123456789abcdef@flexmail.test>")

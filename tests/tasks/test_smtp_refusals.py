@@ -60,13 +60,14 @@ def test_550_5_1_1_at_rcpt_suppresses_once_is_in_the_proof_and_is_never_retried(
     with app.app_context():
         compliance = {"Authorization": f"Bearer {accounts.create_key(1, scopes=['compliance'])}"}
     events = [e for s in _proof(client, compliance)["subscriptions"] for e in s["events"]]
-    [refused] = [e for e in events if e["type"] == "confirmation_failed"]
-    assert (refused["details"]["smtp_code"], refused["details"]["class"]) == (550, "hard")
+    # The refusal is classified like a bounce: the proof's ``bounced`` event says why.
+    [refused] = [e for e in events if e["type"] == "bounced"]
+    assert (refused["details"]["report"], refused["details"]["class"]) == ("smtp", "hard")
     assert [e["type"] for e in events].count("suppressed") == 1
     detail = client.get(f"/api/v1/subscriptions/{sub_id}", headers=headers).json
-    [event] = [e for e in detail["events"] if e["type"] == "confirmation_failed"]
-    assert event["details"]["reason"] == "refused"
-    assert event["details"]["smtp_status"] == "5.1.1" and event["details"]["class"] == "hard"
+    [event] = [e for e in detail["events"] if e["type"] == "bounced"]
+    assert (event["details"]["reason"], event["details"]["decision"]) == ("userunknown", "suppressed")
+    assert event["details"]["status"] == "5.1.1" and event["details"]["class"] == "hard"
     assert ADDRESS not in event["details"]["diagnostic"]
     assert any(e["type"] == "suppressed" for e in detail["events"])
     assert _signup(client, list_id, headers).status_code == 409  # suppressed for the account
@@ -106,8 +107,8 @@ def test_554_policy_refusal_at_data_bounces_without_suppressing_and_can_be_resen
         [row] = rows(app)
         assert (row.status, row.error_code, row.error_status) == ("bounced", 554, "5.7.1")
         detail = client.get(f"/api/v1/subscriptions/{sub_id}", headers=headers).json
-        [event] = [e for e in detail["events"] if e["type"] == "confirmation_failed"]
-        assert event["details"]["class"] == "other"
+        [event] = [e for e in detail["events"] if e["type"] == "bounced"]
+        assert (event["details"]["class"], event["details"]["decision"]) == ("sender", "reported")
         assert not any(e["type"] == "suppressed" for e in detail["events"])
         with app.app_context():
             assert db.session.scalar(select(Suppression)) is None

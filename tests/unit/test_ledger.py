@@ -1,4 +1,4 @@
-"""The ledger's hash chain and commitments (pure functions)."""
+"""The ledger's rows, tree root and commitments (pure functions)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from flexmail.domain import csvsafe
+from flexmail.domain import csvsafe, merkle
 from flexmail.domain.ledger import (
     GENESIS,
     commitment,
@@ -14,13 +14,15 @@ from flexmail.domain.ledger import (
     content_hash,
     details_digest,
     entry_hash,
+    leaf,
     verify_rows,
 )
 
 PEPPER = "pepper"
 
 
-def _chain(n=4):
+def _chain(n=4, legacy_until=0):
+    """Rows 1..n; the first ``legacy_until`` ones are events of the old hash chain (migrated)."""
     rows, prev = [], GENESIS
     for seq in range(1, n + 1):
         salt = f"salt{seq}"
@@ -29,10 +31,11 @@ def _chain(n=4):
                "type": "confirmed", "at": f"2026-01-0{seq}T00:00:00Z", "source": "page",
                "details": {"method": "button"}, "details_hash": details_digest({"method": "button"}),
                "commitments": commitments(PEPPER, salt, values),
-               "salt": salt, **values, "prev_hash": prev}
+               "salt": salt, **values, "prev_hash": prev if seq <= legacy_until else None, "entry_hash": None}
         row["content_hash"] = content_hash(row)
-        row["entry_hash"] = entry_hash(prev, row["content_hash"])
-        prev = row["entry_hash"]
+        if seq <= legacy_until:
+            row["entry_hash"] = entry_hash(prev, row["content_hash"])
+            prev = row["entry_hash"]
         rows.append(row)
     return rows
 
@@ -41,11 +44,30 @@ def _result(rows, **kw):
     return list(verify_rows(rows, **kw))[-1]
 
 
-def test_intact_chain_verifies():
-    """A whole chain verifies, with its last hash and count."""
-    rows = _chain()
-    result = _result(rows, contiguous=True, pepper=PEPPER)
-    assert result.ok and result.count == 4 and result.last_hash == rows[-1]["entry_hash"]
+@pytest.mark.parametrize("legacy_until", [0, 2, 4])
+def test_intact_tree_verifies_with_its_root(legacy_until):
+    """Whole rows verify, old-chain rows first or not, and give the RFC 9162 root of their leaves."""
+    rows = _chain(legacy_until=legacy_until)
+    result = _result(rows, contiguous=True, pepper=PEPPER, snapshot_at=2)
+    assert result.ok and result.count == 4
+    assert result.root == merkle.root_of(leaf(r["content_hash"]) for r in rows).hex()
+    assert result.prefix_root == merkle.root_of(leaf(r["content_hash"]) for r in rows[:2]).hex()
+
+
+def test_new_content_does_not_hash_its_place_but_old_chain_content_does():
+    """A tree event's content hash is independent of seq (given later); an old-chain event's is not."""
+    row = _chain(1)[0]
+    assert content_hash({**row, "seq": 99}) == row["content_hash"]
+    old = _chain(1, legacy_until=1)[0]
+    assert content_hash({**old, "seq": 99}) != old["content_hash"]
+
+
+def test_edited_old_chain_link_fails():
+    """For migrated events the old chain is still checked: an edited entry hash fails at its row."""
+    rows = _chain(legacy_until=4)
+    rows[2]["entry_hash"] = "0" * 64
+    result = _result(rows, contiguous=True)
+    assert not result.ok and result.row == 3
 
 
 @pytest.mark.parametrize("field,value", [("type", "unsubscribed"), ("at", "2027-01-01T00:00:00Z"),
