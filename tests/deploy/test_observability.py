@@ -110,6 +110,8 @@ def test_metrics_expose_the_named_series_without_tokens_or_addresses(app, client
     assert samples["flexmail_outbox_depth"] == 0  # the worker sent the confirmation
     assert samples["flexmail_spool_pending_lines"] == 0
     assert samples["flexmail_database_up"] == 1
+    assert samples["flexmail_ledger_unsealed_events"] >= 0  # the ledger's sealer marks unsealed rows (seq NULL)
+    assert samples["flexmail_ledger_sealing_lag_seconds"] >= 0
 
     token = token_of(path)
     assert token not in body
