@@ -14,3 +14,29 @@ accesslog = "-"
 access_log_format = '"%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
 # Query strings are left out (%(U)s is the path only): they may hold addresses.
 forwarded_allow_ips = os.environ.get("FLEXMAIL_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Prometheus (flexmail.observability): the web workers' counters live in files in one directory,
+# summed at each scrape of /metrics. `./dev up` sets the directory (and shares it with
+# `inbound serve`); otherwise this process makes its own and clears it on start.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_own_metrics_dir = not _metrics_dir
+if _own_metrics_dir:
+    import tempfile
+
+    _metrics_dir = tempfile.mkdtemp(prefix="flexmail-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges leave the sums (its counters stay: they are history)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        import shutil
+
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -46,12 +46,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     drainer.init_app(app, broker)
 
-    from flexmail import api, i18n, public
+    from flexmail import api, i18n, observability, public
 
     i18n.init_app(app)
 
     api.init_app(app)
     public.init_app(app)
+    observability.init_app(app)  # /ready, /metrics, request timing
 
     from flexmail import cli
 

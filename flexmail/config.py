@@ -110,6 +110,11 @@ DEFAULTS = {
     "LOGO_CA_FILE": None,  # None -> the system's CA certificates
     # Seconds between two rounds of the ledger sealer in a worker (0: only on demand).
     "LEDGER_SEAL_INTERVAL": 5,
+    # /metrics (flexmail.observability): readable from loopback (unless off) or with this bearer token;
+    # WORKER_METRICS adds dramatiq's Prometheus middleware (set for dramatiq worker processes only).
+    "METRICS_TOKEN": None,
+    "METRICS_LOOPBACK": True,
+    "WORKER_METRICS": False,
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}

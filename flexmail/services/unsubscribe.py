@@ -32,6 +32,7 @@ from flexmail.services.branding import Brand, brand_of_row
 from flexmail.services.context import RequestMeta, setting, signer
 from flexmail.services.errors import BadToken, RateLimited, Suppressed
 from flexmail.services.lists import get_list
+from flexmail.services.metrics import UNSUBSCRIBES
 from flexmail.services.proof import record_event
 from flexmail.services.rows import (
     SUBSCRIPTION_COLUMNS,
@@ -183,6 +184,7 @@ def _apply(uow, sub: Subscription, *, meta: RequestMeta, method: str, details: d
                      details={"method": method, "actor": ACTORS[method], **details})
         # A confirmation still queued for this signup must not go out any more.
         outbox.skip_pending_confirmations(uow, sub.id, reason="unsubscribed")
+        uow.after_commit(UNSUBSCRIBES.labels(method).inc)  # the one place unsubscribes are counted
     return bool(won)
 
 
@@ -243,6 +245,7 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
         if row is not None:
             record_event(uow.session, row, EventType.UNSUBSCRIBED, meta=meta, source=method, applied=True,
                          details={"method": method, "actor": ACTORS[method], **details})
+            uow.after_commit(UNSUBSCRIBES.labels(method).inc)  # (the link path's twin of _apply's count)
             if row.pending_mails:  # a confirmation still queued for this signup must not go out
                 outbox.skip_pending_confirmations(uow, row.id, reason="unsubscribed")
     won = row is not None
