@@ -26,6 +26,7 @@ import resource
 import secrets
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -169,7 +170,12 @@ def main():
     parser.add_argument("--rows", "--events", dest="rows", type=int, default=1_000_000)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--db", default=DB, help="name of the scratch database (created and dropped)")
+    parser.add_argument("--tiny", action="store_true", help="300 events: for CI (no figures)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.tiny:
+        args.rows = 300
+    figures = {"machine": machine(), "rows": args.rows}
     db_name = args.db
     admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
     url = args.pg.rsplit("/", 1)[0] + "/" + db_name
@@ -185,11 +191,13 @@ def main():
         copy_baseline(url, account_id)  # warm the cache: both sides then read from memory
         copy_s, copy_bytes = copy_baseline(url, account_id)
         print(f"baseline COPY TO STDOUT: {copy_s:.2f} s, {args.rows / copy_s:,.0f} rows/s, {copy_bytes / 1e6:.0f} MB")
+        figures["copy_seconds"] = copy_s
         for fmt in ("csv", "jsonl"):
             elapsed, size, rows, base, peak, verdict = run_export(url, account_id, fmt,
                                                                   verify=args.rows <= 20_000)
             small = run_export(url, account_id, fmt, limit_seq=max(args.rows // 10, 1))
             ratio = copy_s / elapsed
+            figures[fmt] = {"seconds": elapsed, "speed_vs_copy": ratio, "peak_rss_mb": peak / 1024}
             print(f"export {fmt:5}: {elapsed:.2f} s, {args.rows / elapsed:,.0f} rows/s, {size / 1e6:.0f} MB; "
                   f"speed vs COPY {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'MISSED'}), "
                   f"time {elapsed / copy_s:.2f}x; peak RSS {peak / 1024:.0f} MB (target <= 150: "
@@ -205,6 +213,8 @@ def main():
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
         admin.dispose()
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
     if failed:
         sys.exit(1)
 
