@@ -62,6 +62,10 @@ def failure_of(exc: BaseException) -> Failure:
     return Failure(permanent, code, match.group(1) if match else None, " ".join(text.split())[:500])
 
 
+#: One writer at a time into any Maildir of this process (see ``MaildirTransport.send_bytes``).
+_MAILDIR_LOCK = threading.Lock()
+
+
 class MaildirTransport:
     def __init__(self, path: str):
         self.path = Path(path)
@@ -73,7 +77,10 @@ class MaildirTransport:
     def send_bytes(self, data: bytes, *, sender: str | None, recipients: list[str]) -> None:
         if sender:  # as a delivering MTA does, at the top
             data = f"Return-Path: <{sender}>\r\n".encode() + data
-        mailbox.Maildir(self.path, create=True).add(data)
+        # mailbox.Maildir names files from the time, the pid and a class counter that threads
+        # share unlocked: two worker threads in the same microsecond clash (FileExistsError).
+        with _MAILDIR_LOCK:
+            mailbox.Maildir(self.path, create=True).add(data)
 
     def close(self) -> None:
         pass
