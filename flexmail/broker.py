@@ -45,14 +45,11 @@ class AppContextMiddleware(Middleware):
         close_pooled()  # the thread's SMTP connections end with it
 
 
-class OutboxSweeperMiddleware(Middleware):
-    """Worker processes (dramatiq's, or the embedded thread) offer to be the outbox sweeper.
+class PeriodicMiddleware(Middleware):
+    """A thread in every worker process that runs ``_loop`` from boot to shutdown, waking every
+    ``interval`` seconds on ``self._stop`` (0: no thread). The sweepers and the sealer are these."""
 
-    Each runs a thread that tries to take the ``outbox-sweeper`` lease (``services.outbox.run_sweeper``)
-    every ``interval`` seconds; only its holder sweeps, so there is one sweeper per
-    installation however many workers run. A holder that dies stops renewing and another
-    worker takes over after three intervals.
-    """
+    thread_name = "periodic"
 
     def __init__(self, app, interval: int):
         self.app = app
@@ -63,10 +60,25 @@ class OutboxSweeperMiddleware(Middleware):
         if self.interval <= 0:
             return
         self._stop.clear()
-        threading.Thread(target=self._loop, name="outbox-sweeper", daemon=True).start()
+        threading.Thread(target=self._loop, name=self.thread_name, daemon=True).start()
 
     def before_worker_shutdown(self, broker, worker):
         self._stop.set()
+
+    def _loop(self):
+        raise NotImplementedError
+
+
+class OutboxSweeperMiddleware(PeriodicMiddleware):
+    """Worker processes (dramatiq's, or the embedded thread) offer to be the outbox sweeper.
+
+    Each runs a thread that tries to take the ``outbox-sweeper`` lease (``services.outbox.run_sweeper``)
+    every ``interval`` seconds; only its holder sweeps, so there is one sweeper per
+    installation however many workers run. A holder that dies stops renewing and another
+    worker takes over after three intervals.
+    """
+
+    thread_name = "outbox-sweeper"
 
     def _loop(self):
         from flexmail.services import outbox
@@ -74,8 +86,10 @@ class OutboxSweeperMiddleware(Middleware):
         outbox.run_sweeper(self.app, self.interval, self._stop)
 
 
-class WebhookSweeperMiddleware(OutboxSweeperMiddleware):
+class WebhookSweeperMiddleware(PeriodicMiddleware):
     """The same for webhook deliveries: due rows (first attempts missed, retries) are enqueued."""
+
+    thread_name = "webhook-sweeper"
 
     def _loop(self):
         from flexmail.services import webhook_delivery

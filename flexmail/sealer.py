@@ -7,27 +7,14 @@ and a sealer with nothing to seal writes nothing.
 from __future__ import annotations
 
 import logging
-import threading
 
-from dramatiq.middleware import Middleware
+from flexmail.broker import PeriodicMiddleware
 
 log = logging.getLogger(__name__)
 
 
-class LedgerSealerMiddleware(Middleware):
-    def __init__(self, app, interval: int):
-        self.app = app
-        self.interval = interval
-        self._stop = threading.Event()
-
-    def after_worker_boot(self, broker, worker):
-        if self.interval <= 0:
-            return
-        self._stop.clear()
-        threading.Thread(target=self._loop, name="ledger-sealer", daemon=True).start()
-
-    def before_worker_shutdown(self, broker, worker):
-        self._stop.set()
+class LedgerSealerMiddleware(PeriodicMiddleware):
+    thread_name = "ledger-sealer"
 
     def tick(self, *, at_boot: bool = False) -> int:
         """Enqueue one seal per account that needs one; return how many were enqueued."""
