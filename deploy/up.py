@@ -48,8 +48,9 @@ def ensure_database(server: str, name: str) -> bool:
         return True
 
 
-def _pump(name: str, stream, lock: threading.Lock) -> None:
+def _pump(name: str, stream, lock: threading.Lock, spoken: set) -> None:
     for line in iter(stream.readline, b""):
+        spoken.add(name)
         with lock:
             sys.stdout.write(f"{name:>8} | {line.decode(errors='replace')}")
             sys.stdout.flush()
@@ -75,6 +76,8 @@ class Supervisor:
 
     def __init__(self):
         self.procs: dict[str, subprocess.Popen] = {}
+        #: Processes that printed at least one line (their start-up line): started for real.
+        self.spoken: set[str] = set()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
 
@@ -82,7 +85,14 @@ class Supervisor:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # noqa: S603
                                 start_new_session=True)
         self.procs[name] = proc
-        threading.Thread(target=_pump, args=(name, proc.stdout, self.lock), daemon=True).start()
+        threading.Thread(target=_pump, args=(name, proc.stdout, self.lock, self.spoken), daemon=True).start()
+
+    def first_exit_now(self) -> tuple[str, int] | None:
+        """A process that has ended already, if any (does not wait)."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                return name, proc.returncode
+        return None
 
     def first_exit(self) -> tuple[str, int] | None:
         """Block until a process ends (returns it) or ``stop`` was asked (returns None)."""
@@ -186,7 +196,13 @@ def main() -> int:
             seen = sorted({line.split("{")[0].split(" ")[0] for line in text.splitlines()
                            if line.startswith("flexmail_")})
             print(f"up: /metrics {metrics}: {len(seen)} flexmail series", flush=True)
-            code = 0 if status == 200 and metrics == 200 and "flexmail_outbox_depth" in seen else 1
+            deadline = time.monotonic() + 60  # a loaded machine starts the slower processes late
+            while set(sup.procs) - sup.spoken and time.monotonic() < deadline and sup.first_exit_now() is None:
+                time.sleep(0.2)
+            silent = sorted(set(sup.procs) - sup.spoken)
+            if silent:
+                print(f"up: no output yet from {', '.join(silent)}", flush=True)
+            code = 0 if status == 200 and metrics == 200 and "flexmail_outbox_depth" in seen and not silent else 1
         else:
             print("up: Ctrl-C stops everything", flush=True)
             ended = sup.first_exit()
