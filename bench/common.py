@@ -19,3 +19,16 @@ def machine() -> str:
         pass
     return (f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
             f"{platform.system()} {platform.release()}")
+
+
+def stop_processes(procs) -> None:
+    """End the process groups a benchmark started: SIGTERM, then SIGKILL after 20 s."""
+    import signal
+    import subprocess
+
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -46,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
-from bench.common import machine  # noqa: E402
+from bench.common import machine, stop_processes  # noqa: E402
 
 LUA = r"""
 local counter = 0
@@ -333,12 +332,7 @@ def main() -> None:  # noqa: C901 (a script: one straight sequence)
                   f"{work}/flexmail.log", file=sys.stderr)
             sys.exit(1)
     finally:
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_processes(procs)
         with psycopg.connect(args.server, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)")
         redis.Redis.from_url(args.redis).flushdb()  # the bench's own Redis database: queued mails, limits

@@ -26,7 +26,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
-from bench.common import machine  # noqa: E402
+from bench.common import machine, stop_processes  # noqa: E402
 from bench.http_paths import app_env, clone_rows, free_port, start_gunicorn, wait_http  # noqa: E402
 
 DJANGO_PINS = ["Django==5.2.9", "django-newsletter==1.2.1", "gunicorn==27.0.1", "psycopg[binary]==3.3.9",
@@ -269,12 +268,7 @@ def main() -> None:  # noqa: C901 (a script: one straight sequence)
         if args.json:
             args.json.write_text(json.dumps(summary, indent=2))
     finally:
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_processes(procs)
         with psycopg.connect(args.server, autocommit=True) as admin:
             for name in databases.values():
                 admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
