@@ -62,6 +62,11 @@ DEFAULTS = {
     # Seconds to wait for a PostgreSQL connection: an unreachable host must give a quick 503.
     "DATABASE_CONNECT_TIMEOUT": 5,
     "EMBEDDED_WORKER": True,
+    # Redis broker: a worker process whose heartbeat is older than this (ms) is dead, and the
+    # messages it had fetched go back to their queues at the next queue maintenance, which
+    # runs on this many commands out of a million (dramatiq's defaults: 60 s, 1,000).
+    "BROKER_HEARTBEAT_TIMEOUT": 60_000,
+    "BROKER_MAINTENANCE_CHANCE": 1_000,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     # Suppression checks, bulk adds and imports carry up to 100,000 addresses: their routes
     # (only those) accept bodies up to this size.
