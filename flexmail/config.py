@@ -39,6 +39,8 @@ DEFAULTS = {
     # A request whose Idempotency-Key is in use by a running request waits this long for
     # that request's answer before it gets 409 idempotency_in_progress.
     "IDEMPOTENCY_WAIT_SECONDS": 5,
+    # ... and a claim whose request died (the database or the process) is taken over after this.
+    "IDEMPOTENCY_LEASE_SECONDS": 60,
     # Outbox: how long a claimed send may take before another worker may retry it,
     # how often the sweeper looks, and how old a pending row must be before it is swept.
     "OUTBOX_LEASE_SECONDS": 120,
