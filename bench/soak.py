@@ -756,10 +756,9 @@ def main() -> int:  # noqa: PLR0915 (one run, top to bottom)
         traffic_seconds = time.monotonic() - t0
         fault_thread.join()
         traffic.stop.set()
-        exporter.join()
-
         # Drain: every person's steps done, every expected mail in, nothing left in the spool.
         drain_started = time.monotonic()
+        exporter.join()
         while time.monotonic() - drain_started < drain_bound:
             if _settled(ledger):
                 break
