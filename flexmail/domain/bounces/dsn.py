@@ -26,8 +26,12 @@ def typed_address(value) -> str | None:
     if not sep:
         kind, address = "rfc822", kind
     address = " ".join(address.split()).strip().strip("<>").strip()
+    if address.startswith("@") and ":" in address:
+        address = address.rsplit(":", 1)[1].strip()  # RFC 5321 source route <@relay:user@domain>
     if kind.strip().lower() not in ("rfc822", "utf-8", "x-unknown", "unknown") or "@" not in address:
         return None
+    if address.startswith("@"):
+        return None  # no local part (Sendmail writes "@host" when it lost it): not a recipient
     return address
 
 
@@ -50,6 +54,8 @@ def read(message: Message) -> Report | None:
             final = typed_address(block.get("Final-Recipient"))
             original = typed_address(block.get("Original-Recipient"))
             address = original or final
+            if address is None and single:
+                address = final = _written_recipient(message, human)
             if address is None:
                 continue
             action = str(block.get("Action", "") or "").strip().lower() or None
@@ -61,6 +67,15 @@ def read(message: Message) -> Report | None:
     if not results:
         return None
     return Report("dsn", tuple(_dedupe(results)), message_id)
+
+
+def _written_recipient(message: Message, human: str) -> str | None:
+    """The one failed address the human-readable part names, for a DSN whose only
+    recipient field is unusable (no local part)."""
+    from flexmail.domain.bounces.heuristics import written_recipients
+
+    found = written_recipients(message, human)
+    return found[0] if len(found) == 1 else None
 
 
 def _context(human: str, address: str) -> str | None:

@@ -19,6 +19,8 @@ BOUNCE_SUBJECT = re.compile(r"undeliver|delivery|failure|failed|returned|bounce|
                             r"rejected|error|mail system|nondeliver|non-deliver|warning|notification", re.I)
 BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery|mailer|mail administrator|"
                            r"mail ?delivery ?(?:sub)?system|daemon", re.I)
+#: A Message-ID quoted in the text (``Message-ID: <x@host>``) names no recipient.
+MESSAGE_ID_LINE = re.compile(r"message-id:\s*<[^<>\s]+>", re.I)
 SERVICE_LOCALS = ("mailer-daemon", "postmaster", "double-bounce", "root", "noreply", "no-reply")
 
 
@@ -52,18 +54,31 @@ def _excluded(message: Message, returned: Message | None) -> set[str]:
     return {a.lower() for _, a in getaddresses(names) if a}
 
 
+def written_recipients(message: Message, text: str) -> list[str]:
+    """The addresses written in a bounce's own text that can be the failed recipient:
+    not the report's From/To, the returned message's sender, a service mailbox or a
+    Message-ID."""
+    excluded = _excluded(message, returned_headers(message))
+    text = MESSAGE_ID_LINE.sub(" ", text)
+    found = [a.rstrip(".") for a in ADDRESS_RE.findall(text)]
+    return [a for a in dict.fromkeys(found) if a.lower() not in excluded and not a.lower().startswith(SERVICE_LOCALS)]
+
+
 def read(message: Message) -> Report | None:
     """Results for a non-standard bounce; None when no recipient is found."""
     temporary, permanent, detected = _flufl(message)
     returned = returned_headers(message)
     text = bounce_text(message)
+    if detected:
+        # What flufl.bounce found in the quoted original (its Message-ID, its sender) is no
+        # recipient, when the MTA's own text names the others.
+        named = {a for a in permanent | temporary if a.lower() in MESSAGE_ID_LINE.sub(" ", text).lower()}
+        if named:
+            permanent, temporary = permanent & named, temporary & named
     if not detected:
         if not looks_like_a_bounce(message):
             return None
-        excluded = _excluded(message, returned)
-        found = [a.rstrip(".") for a in ADDRESS_RE.findall(text)]
-        permanent = {a for a in dict.fromkeys(found)
-                     if a.lower() not in excluded and not a.lower().startswith(SERVICE_LOCALS)}
+        permanent = set(written_recipients(message, text))
         if not permanent:
             return None
     message_id = original_message_id(message)

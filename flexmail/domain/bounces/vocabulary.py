@@ -121,6 +121,13 @@ def _rx(*patterns: str) -> re.Pattern:
 #: Sender-side causes come first: a refusal that mentions both a blocklist and the
 #: recipient is about the sender.
 TEXT_REASONS: list[tuple[str, re.Pattern]] = [
+    # Callout verification of the *sender* address ("550-Verification failed for <sender>"):
+    # whatever else the reply says, it is about our envelope sender.
+    ("rejected_strong", _rx(r"sender verify failed", r"verification failed for <", r"sender address rejected",
+                            r"sender verification failed", r"could not verify sender")),
+    # cPanel Exim's ``cannot_route_message`` (its wording for "Unrouteable address"): it lists
+    # "blacklisted" among the possibilities, so it must come before the blocklist words.
+    ("hostunknown_strong", _rx(r"the account or domain may not exist")),
     ("authfailure", _rx(r"\bspf\b.{0,40}(?:fail|check|record|validat|not)", r"(?:fail|did not pass).{0,20}\bspf\b",
                         r"\bdkim\b.{0,30}(?:fail|invalid|missing|signature)", r"\bdmarc\b",
                         r"sender policy framework", r"not authenticated .{0,40}(?:spf|dkim)",
@@ -201,7 +208,10 @@ TEXT_REASONS: list[tuple[str, re.Pattern]] = [
                         r"unknown local", r"not listed in", r"user .{0,40} not found", r"sorry, no mailbox",
                         r"there is no one", r"mailbox has been (?:deleted|removed)", r"invalid final delivery userid",
                         r"recipient address rejected: access denied", r"name is not recognized",
-                        r"recipientnotfound", r"wasn.t found at the destination")),
+                        r"recipientnotfound", r"wasn.t found at the destination",
+                        # Gmail's own verdict ("** Address not found ** ... because the address
+                        # couldn't be found"), written when the remote reply is not quoted.
+                        r"because the address couldn.t be found")),
     ("filtered", _rx(r"\bfilter", r"refused by recipient", r"recipient .{0,30}refuse", r"rejected by (?:the )?recipient",
                      r"user refuses", r"domain .{0,20}rejected")),
     ("expired", _rx(r"retry time", r"delivery time expired", r"message (?:has been )?(?:in the queue|queued) too long",
