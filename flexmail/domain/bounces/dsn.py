@@ -62,7 +62,7 @@ def read(message: Message) -> Report | None:
             diagnostic = clean_diagnostic(block.get("Diagnostic-Code"))
             reason, klass, status = decide(status=str(block.get("Status", "") or ""), diagnostic=diagnostic,
                                            action=action, context=_context(human, final or address) or (
-                                               human if single else None))
+                                               human if single else None), recipient=final or address)
             results.append(Result(address, reason, klass, status, diagnostic, message_id, action, "dsn"))
     if not results:
         return None

@@ -12,6 +12,7 @@ from email.utils import getaddresses
 
 from flexmail.domain.bounces.mime import bounce_text, original_message_id, returned_headers, snippet
 from flexmail.domain.bounces.results import Report, Result, clean_diagnostic, decide
+from flexmail.domain.bounces.vocabulary import HARD_REASONS
 
 ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+=!#$&'*/?^`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
@@ -54,6 +55,14 @@ def _excluded(message: Message, returned: Message | None) -> set[str]:
     return {a.lower() for _, a in getaddresses(names) if a}
 
 
+def own_line(text: str, address: str) -> str | None:
+    """Sendmail's per-recipient error line (``554 <address>... Remote protocol error``), if
+    the bounce has one for ``address``."""
+    match = re.search(rf"^[ \t]*([45]\d\d[ -]<?{re.escape(address)}>?(?:\.\.\.|,)[ \t]*\S.*)$", text,
+                      re.IGNORECASE | re.MULTILINE)
+    return match.group(1) if match else None
+
+
 def written_recipients(message: Message, text: str) -> list[str]:
     """The addresses written in a bounce's own text that can be the failed recipient:
     not the report's From/To, the returned message's sender, a service mailbox or a
@@ -67,7 +76,6 @@ def written_recipients(message: Message, text: str) -> list[str]:
 def read(message: Message) -> Report | None:
     """Results for a non-standard bounce; None when no recipient is found."""
     temporary, permanent, detected = _flufl(message)
-    returned = returned_headers(message)
     text = bounce_text(message)
     if detected:
         # What flufl.bounce found in the quoted original (its Message-ID, its sender) is no
@@ -86,11 +94,18 @@ def read(message: Message) -> Report | None:
     for address in sorted(permanent | temporary, key=str.lower):
         near = snippet(text, address) or text
         action = "failed" if address in permanent else "delayed"
-        reason, klass, status = decide(diagnostic=near, action=action)
+        reason, klass, status = decide(diagnostic=near, action=action, recipient=address)
         if address in permanent:
             # The whole text as a second witness when the lines near the address are silent.
             if reason == "undefined":
-                reason, klass, status = decide(diagnostic=text, action=action)
+                reason, klass, status = decide(diagnostic=text, action=action, recipient=address)
+        own = own_line(text, address)
+        if own is not None and reason in HARD_REASONS:
+            # Sendmail's "554 <address>... why" is this recipient's own verdict: the next
+            # recipient's or host's lines may not make it a hard bounce when it says otherwise.
+            verdict = decide(diagnostic=own, action=action, recipient=address)
+            if verdict[0] not in HARD_REASONS:
+                (reason, klass, status), near = verdict, own
         results.append(Result(address, reason, klass, status, clean_diagnostic(near), message_id, action,
                               "bounce"))
     return Report("bounce", tuple(results), message_id)

@@ -77,8 +77,11 @@ def clean_diagnostic(text: str | None) -> str | None:
 DATA_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?|command:?)\s*(?:end of\s+)?data\b|"
                         r"after end of data|while (?:sending|transmitting) (?:the )?message (?:body|data)|-+smtp command data",  # noqa: E501
                         re.I)
-RCPT_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?)\s*rcpt\b|did not like our rcpt", re.I)
+RCPT_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?)\s*rcpt\b|did not like our rcpt|smtp:rcpt\b|"
+                        r"most progress was rcpt|for rcpt to response|rejected address", re.I)
 MAIL_PHASE = re.compile(r"(?:after|in reply to)\s+mail\s+from|>>>\s*mail\s+from", re.I)
+#: Where a quoted SMTP reply starts ("550 ...", "said: 550", Zoho's "ERROR_CODE :550").
+REPLY_CODE_AT = re.compile(r"(?<![\d.#-])[45][0-5]\d(?=[ :,-]|$)|error_code\s*:\s*[45]\d\d", re.I)
 #: An X.7.x status is about policy and security: never a verdict on the address (standards L2).
 POLICY_STATUS = re.compile(r"^[45]\.7\.")
 
@@ -98,8 +101,26 @@ def phase(text: str | None, *, transcript: bool = True) -> str | None:
     return None
 
 
+def _unplaced_refusal(text: str | None, status: str | None, context: str | None, recipient: str) -> bool:
+    """A remote server's "550 user unknown" quoted by another MTA with nothing that places
+    it at RCPT: no address status (X.1.x, X.2.x: only a generic X.0.0 or none), no "in reply
+    to RCPT" in the words or the MTA's explanation, and a reply that does not name the
+    recipient (a refusal at RCPT answers for the address it was given; one after DATA
+    answers for the message). Some receivers (Japanese carriers among them) answer "user
+    unknown" after DATA when the recipient's own filter refuses the sender, so such a
+    reply alone is Sisimai's ``filtered``, not proof that the mailbox is missing."""
+    if status and not status.endswith(".0.0"):
+        return False
+    code = REPLY_CODE_AT.search(text or "")
+    if code is None or phase(text) == "RCPT" or phase(context, transcript=False) == "RCPT":
+        return False
+    local = recipient.rsplit("@", 1)[0].lower()
+    return local not in (text or "")[code.end():].lower()
+
+
 def decide(*, status: str | None = None, diagnostic: str | None = None, action: str | None = None,
-           reply_code: int | None = None, context: str | None = None) -> tuple[str, BounceClass, str | None]:
+           reply_code: int | None = None, context: str | None = None,
+           recipient: str | None = None) -> tuple[str, BounceClass, str | None]:
     """(reason, class, status) for one recipient of a failure report or one SMTP reply.
 
     Only a permanent failure (5.x.x, a 5yz reply, or ``Action: failed`` without a status)
@@ -110,6 +131,10 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
     - the refusal came after DATA: an address accepted at RCPT and refused for the
       content is a filter, not a missing mailbox (Sisimai's ``filtered``);
     - the words say the recipient's own filter refused it.
+
+    - another MTA quotes a remote "550 user unknown" without a status or anything that
+      places it at RCPT (``_unplaced_refusal``; only when ``recipient`` is given, i.e. for
+      reports relayed by another MTA, not for our own relay's replies or ESP events).
 
     ``context`` is the human-readable text around the recipient (the MTA's explanation),
     read for the SMTP phase when the diagnostic does not say it.
@@ -162,6 +187,8 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
         elif not (status and status[2:].startswith("1.")) and (
                 phase(text) == "DATA" or (phase(text) is None and phase(context, transcript=False) == "DATA")):
             reason = "filtered"
+    if reason == "userunknown" and recipient and _unplaced_refusal(text, status, context, recipient):
+        reason = "filtered"
     if reason is None:
         return "undefined", (BounceClass.SOFT if action == "failed" or reply_code or status else BounceClass.IGNORE), status  # noqa: E501
     if reason in HARD_REASONS:
