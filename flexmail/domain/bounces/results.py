@@ -166,8 +166,8 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
         reason = by_text or by_status
     elif by_text in HARD_REASONS and status and status[2:] == "2.1":
         reason = by_text  # X.2.1 "mailbox disabled" with words saying it does not exist
-    elif by_text == "filtered" or by_status in HARD_REASONS or by_text is None:
-        reason = by_text if by_text == "filtered" else by_status
+    elif by_text in ("filtered", "mailererror") or by_status in HARD_REASONS or by_text is None:
+        reason = by_text if by_text in ("filtered", "mailererror") else by_status
     elif by_status in ("syntaxerror", "policyviolation", "securityerror", "networkerror", "systemerror"):
         reason = by_text  # generic status subjects; the words are more precise
     else:

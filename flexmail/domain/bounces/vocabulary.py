@@ -125,6 +125,10 @@ TEXT_REASONS: list[tuple[str, re.Pattern]] = [
     # whatever else the reply says, it is about our envelope sender.
     ("rejected_strong", _rx(r"sender verify failed", r"verification failed for <", r"sender address rejected",
                             r"sender verification failed", r"could not verify sender")),
+    # A delivery program (pipe, procmail, maildrop) that failed at the receiving host: its exit
+    # status is not a verdict on the address, whatever status the MTA derived from it.
+    ("mailererror", _rx(r"command output:", r"command died with status", r"command failed:", r"\bprocmail: ",
+                        r"bin/procmail", r"bin/maildrop", r"pipe to \|", r"mailer error", r"\|\| exit ")),
     # cPanel Exim's ``cannot_route_message`` (its wording for "Unrouteable address"): it lists
     # "blacklisted" among the possibilities, so it must come before the blocklist words.
     ("hostunknown_strong", _rx(r"the account or domain may not exist")),
