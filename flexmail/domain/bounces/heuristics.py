@@ -40,7 +40,8 @@ def _flufl(message: Message) -> tuple[set[str], set[str], bool]:
     except Exception:  # a detector choking on odd MIME: fall back to our own reading
         return set(), set(), False
     def decode(items) -> set[str]:
-        return {(a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a)).strip("<>") for a in items}
+        return {(a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a)).strip().strip("<>").rstrip(".")
+                for a in items}
     temp, perm = decode(temporary), decode(permanent)
     return {a for a in temp if "@" in a}, {a for a in perm if "@" in a}, bool(temporary or permanent)
 
