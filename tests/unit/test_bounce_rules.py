@@ -132,6 +132,14 @@ def test_a_failed_delivery_program_is_a_mailer_error_whatever_the_status():
     assert one(raw) == ("reader@example.org", "mailererror", "soft")
 
 
+@pytest.mark.parametrize("words,reason", [("Mailbox full", "mailboxfull"), ("Account is disabled", "suspend")])
+def test_words_about_a_mailbox_that_exists_beat_an_address_status(words, reason):
+    """"550 5.1.1 ... Mailbox full": the mailbox exists, whatever the status subject says."""
+    raw = dsn(f"Final-Recipient: rfc822; reader@example.org\nAction: failed\nStatus: 5.1.1\n"
+              f"Diagnostic-Code: smtp; 550 5.1.1 <reader@example.org>: {words}")
+    assert one(raw) == ("reader@example.org", reason, "soft")
+
+
 def test_sendmails_own_line_for_a_recipient_beats_the_next_recipients_lines():
     """In a Sendmail transcript "554 <a>... Remote protocol error" is a's verdict; the
     "Host unknown" lines after it are about another recipient and another host."""

@@ -80,6 +80,8 @@ DATA_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?|command:?)\s*(
 RCPT_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?)\s*rcpt\b|did not like our rcpt|smtp:rcpt\b|"
                         r"most progress was rcpt|for rcpt to response|rejected address", re.I)
 MAIL_PHASE = re.compile(r"(?:after|in reply to)\s+mail\s+from|>>>\s*mail\s+from", re.I)
+#: Words about a mailbox that exists: they beat an address status (X.1.x) that says it does not.
+MAILBOX_STATE_REASONS = frozenset({"mailboxfull", "exceedlimit", "suspend", "mailererror"})
 #: Where a quoted SMTP reply starts ("550 ...", "said: 550", Zoho's "ERROR_CODE :550").
 REPLY_CODE_AT = re.compile(r"(?<![\d.#-])[45][0-5]\d(?=[ :,-]|$)|error_code\s*:\s*[45]\d\d", re.I)
 #: An X.7.x status is about policy and security: never a verdict on the address (standards L2).
@@ -164,6 +166,8 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
         by_text = text_reason(context) if by_status is None else None
     if by_text in SENDER_REASONS or by_status is None:
         reason = by_text or by_status
+    elif by_status in HARD_REASONS and by_text in MAILBOX_STATE_REASONS:
+        reason = by_text  # "550 5.1.1 mailbox full": the mailbox exists (Sisimai's UserUnknown prematches)
     elif by_text in HARD_REASONS and status and status[2:] == "2.1":
         reason = by_text  # X.2.1 "mailbox disabled" with words saying it does not exist
     elif by_text in ("filtered", "mailererror") or by_status in HARD_REASONS or by_text is None:
