@@ -114,6 +114,16 @@ def test_a_failed_callout_to_verify_our_sender_is_the_senders_problem():
     assert one(raw) == ("reader@example.net", "rejected", "sender")
 
 
+def test_a_refused_envelope_sender_is_the_senders_problem():
+    """qmail: "Connected to ... but sender was rejected" then a 5.1.1 "user unknown" that is
+    about our envelope sender, not the recipient."""
+    raw = text_bounce("Hi. This is the qmail-send program at mx.example.net.\nI'm afraid I wasn't able to deliver "
+                      "your message to the following addresses.\nThis is a permanent error; I've given up.\n\n"
+                      "<reader@example.org>:\nConnected to 192.0.2.225 but sender was rejected.\n"
+                      "Remote host said: 550 5.1.1 <bounce@acme.example>... User unknown\n", subject="failure notice")
+    assert one(raw) == ("reader@example.org", "rejected", "sender")
+
+
 def test_gmails_address_not_found_without_the_remote_reply_is_hard():
     """Gmail's own verdict ("because the address couldn't be found") with only Status 5.0.0."""
     raw = dsn("Final-Recipient: rfc822; reader@example.it\nAction: failed\nStatus: 5.0.0",

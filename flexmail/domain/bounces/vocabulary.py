@@ -162,6 +162,13 @@ TEXT_REASONS: list[tuple[str, re.Pattern]] = [
                        r"unable to relay", r"not permitted to relay", r"we do not relay", r"relay not")),
     ("securityerror", _rx(r"authentication required", r"\bauth(?:entication)? (?:failed|error)", r"\btls\b.{0,30}required",
                           r"encryption required", r"\bstarttls\b", r"certificate")),
+    # The envelope sender refused (Sisimai's ``rejected``): about our MAIL FROM, not the recipient.
+    ("rejected", _rx(r"invalid sender\b", r"\bsender (?:address )?(?:is )?(?:invalid|blacklisted|not allowed|banned)",
+                     r"null sender is not allowed", r"empty envelope senders?", r"unroutable sender",
+                     r"sender domain (?:is empty|listed)", r"server does not accept mail from",
+                     r"not allowed to post to this (?:mailing )?list", r"members-only list",
+                     r"too many spam complaints", r"your (?:e-?mail )?address has been blacklisted",
+                     r"mail from not owned by user", r"outgoing mail suspension", r"but sender was rejected")),
     ("policyviolation", _rx(r"\bpolicy\b", r"prohibited", r"not permitted", r"disallowed",
                             r"message rejected due to local policy", r"domain of sender address .{0,30} does not",
                             r"header (?:check|error)")),
