@@ -116,7 +116,7 @@ def _unplaced_refusal(text: str | None, status: str | None, context: str | None,
     code = REPLY_CODE_AT.search(text or "")
     if code is None or phase(text) == "RCPT" or phase(context, transcript=False) == "RCPT":
         return False
-    local = recipient.rsplit("@", 1)[0].lower()
+    local = recipient.rsplit("@", 1)[0].lower() + "@"
     return local not in (text or "")[code.end():].lower()
 
 
