@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from flexmail.domain.bounces.heuristics import written_recipients
 from flexmail.domain.bounces.mime import bounce_text, header_blocks, original_message_id, snippet, walk_outer
 from flexmail.domain.bounces.results import Report, Result, clean_diagnostic, decide
 from flexmail.domain.bounces.vocabulary import BounceClass
@@ -84,8 +85,6 @@ def read(message: Message) -> Report | None:
 def _written_recipient(message: Message, human: str) -> str | None:
     """The one failed address the human-readable part names, for a DSN whose only
     recipient field is unusable (no local part)."""
-    from flexmail.domain.bounces.heuristics import written_recipients
-
     found = written_recipients(message, human)
     return found[0] if len(found) == 1 else None
 
