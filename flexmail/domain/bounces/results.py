@@ -105,8 +105,8 @@ def phase(text: str | None, *, transcript: bool = True) -> str | None:
 
 def _unplaced_refusal(text: str | None, status: str | None, context: str | None, recipient: str) -> bool:
     """A remote server's "550 user unknown" quoted by another MTA with nothing that places
-    it at RCPT: no address status (X.1.x, X.2.x: only a generic X.0.0 or none), no "in reply
-    to RCPT" in the words or the MTA's explanation, and a reply that does not name the
+    it at RCPT: no status but a generic X.0.0 (any specific one decides instead), no "in
+    reply to RCPT" in the words or the MTA's explanation, and a reply that does not name the
     recipient (a refusal at RCPT answers for the address it was given; one after DATA
     answers for the message). Some receivers (Japanese carriers among them) answer "user
     unknown" after DATA when the recipient's own filter refuses the sender, so such a
@@ -132,8 +132,8 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
     - the status is X.7.x (policy, security), whatever the words (standards L2);
     - the refusal came after DATA: an address accepted at RCPT and refused for the
       content is a filter, not a missing mailbox (Sisimai's ``filtered``);
-    - the words say the recipient's own filter refused it.
-
+    - the words say the recipient's own filter refused it;
+    - the words say the mailbox exists (full, disabled, a failed delivery program);
     - another MTA quotes a remote "550 user unknown" without a status or anything that
       places it at RCPT (``_unplaced_refusal``; only when ``recipient`` is given, i.e. for
       reports relayed by another MTA, not for our own relay's replies or ESP events).
