@@ -77,8 +77,13 @@ def clean_diagnostic(text: str | None) -> str | None:
 DATA_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?|command:?)\s*(?:end of\s+)?data\b|"
                         r"after end of data|while (?:sending|transmitting) (?:the )?message (?:body|data)|-+smtp command data",  # noqa: E501
                         re.I)
-RCPT_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?)\s*rcpt\b|did not like our rcpt", re.I)
+RCPT_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?)\s*rcpt\b|did not like our rcpt|smtp:rcpt\b|"
+                        r"most progress was rcpt|for rcpt to response|rejected address", re.I)
 MAIL_PHASE = re.compile(r"(?:after|in reply to)\s+mail\s+from|>>>\s*mail\s+from", re.I)
+#: Words about a mailbox that exists: they beat an address status (X.1.x) that says it does not.
+MAILBOX_STATE_REASONS = frozenset({"mailboxfull", "exceedlimit", "suspend", "mailererror"})
+#: Where a quoted SMTP reply starts ("550 ...", "said: 550", Zoho's "ERROR_CODE :550").
+REPLY_CODE_AT = re.compile(r"(?<![\d.#-])[45][0-5]\d(?=[ :,-]|$)|error_code\s*:\s*[45]\d\d", re.I)
 #: An X.7.x status is about policy and security: never a verdict on the address (standards L2).
 POLICY_STATUS = re.compile(r"^[45]\.7\.")
 
@@ -98,8 +103,26 @@ def phase(text: str | None, *, transcript: bool = True) -> str | None:
     return None
 
 
+def _unplaced_refusal(text: str | None, status: str | None, context: str | None, recipient: str) -> bool:
+    """A remote server's "550 user unknown" quoted by another MTA with nothing that places
+    it at RCPT: no status but a generic X.0.0 (any specific one decides instead), no "in
+    reply to RCPT" in the words or the MTA's explanation, and a reply that does not name the
+    recipient (a refusal at RCPT answers for the address it was given; one after DATA
+    answers for the message). Some receivers (Japanese carriers among them) answer "user
+    unknown" after DATA when the recipient's own filter refuses the sender, so such a
+    reply alone is Sisimai's ``filtered``, not proof that the mailbox is missing."""
+    if status and not status.endswith(".0.0"):
+        return False
+    code = REPLY_CODE_AT.search(text or "")
+    if code is None or phase(text) == "RCPT" or phase(context, transcript=False) == "RCPT":
+        return False
+    local = recipient.rsplit("@", 1)[0].lower() + "@"
+    return local not in (text or "")[code.end():].lower()
+
+
 def decide(*, status: str | None = None, diagnostic: str | None = None, action: str | None = None,
-           reply_code: int | None = None, context: str | None = None) -> tuple[str, BounceClass, str | None]:
+           reply_code: int | None = None, context: str | None = None,
+           recipient: str | None = None) -> tuple[str, BounceClass, str | None]:
     """(reason, class, status) for one recipient of a failure report or one SMTP reply.
 
     Only a permanent failure (5.x.x, a 5yz reply, or ``Action: failed`` without a status)
@@ -109,7 +132,11 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
     - the status is X.7.x (policy, security), whatever the words (standards L2);
     - the refusal came after DATA: an address accepted at RCPT and refused for the
       content is a filter, not a missing mailbox (Sisimai's ``filtered``);
-    - the words say the recipient's own filter refused it.
+    - the words say the recipient's own filter refused it;
+    - the words say the mailbox exists (full, disabled, a failed delivery program);
+    - another MTA quotes a remote "550 user unknown" without a status or anything that
+      places it at RCPT (``_unplaced_refusal``; only when ``recipient`` is given, i.e. for
+      reports relayed by another MTA, not for our own relay's replies or ESP events).
 
     ``context`` is the human-readable text around the recipient (the MTA's explanation),
     read for the SMTP phase when the diagnostic does not say it.
@@ -139,10 +166,12 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
         by_text = text_reason(context) if by_status is None else None
     if by_text in SENDER_REASONS or by_status is None:
         reason = by_text or by_status
+    elif by_status in HARD_REASONS and by_text in MAILBOX_STATE_REASONS:
+        reason = by_text  # "550 5.1.1 mailbox full": the mailbox exists (Sisimai's UserUnknown prematches)
     elif by_text in HARD_REASONS and status and status[2:] == "2.1":
         reason = by_text  # X.2.1 "mailbox disabled" with words saying it does not exist
-    elif by_text == "filtered" or by_status in HARD_REASONS or by_text is None:
-        reason = by_text if by_text == "filtered" else by_status
+    elif by_text in ("filtered", "mailererror") or by_status in HARD_REASONS or by_text is None:
+        reason = by_text if by_text in ("filtered", "mailererror") else by_status
     elif by_status in ("syntaxerror", "policyviolation", "securityerror", "networkerror", "systemerror"):
         reason = by_text  # generic status subjects; the words are more precise
     else:
@@ -162,6 +191,8 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
         elif not (status and status[2:].startswith("1.")) and (
                 phase(text) == "DATA" or (phase(text) is None and phase(context, transcript=False) == "DATA")):
             reason = "filtered"
+    if reason == "userunknown" and recipient and _unplaced_refusal(text, status, context, recipient):
+        reason = "filtered"
     if reason is None:
         return "undefined", (BounceClass.SOFT if action == "failed" or reply_code or status else BounceClass.IGNORE), status  # noqa: E501
     if reason in HARD_REASONS:
