@@ -83,6 +83,9 @@ DEFAULTS = {
     # hands received mail to; None -> the endpoint is off.
     "INBOUND_TOKEN": None,
     "LOG_LEVEL": "INFO",
+    # Development mode (``./dev run`` sets FLEXMAIL_DEV_MODE=1): with the Maildir transport it
+    # adds the development mailbox at /dev/mail. Off in production and in tests.
+    "DEV_MODE": False,
     # Forward to a friend (standards H): link lifetime, abuse limits, delivery retries.
     "FORWARD_MAX_AGE": 90 * 24 * 3600,
     "FORWARD_PER_TOKEN_PER_DAY": 3,
