@@ -28,6 +28,7 @@ from wtforms import StringField, TextAreaField
 from flexmail.domain.forwarding import MAX_FRIENDS, MAX_NAME, MAX_NOTE
 from flexmail.guards import csrf, limiter
 from flexmail.public import bp, request_meta
+from flexmail.web import CSP
 from flexmail.services import forwarding
 from flexmail.services.errors import BadToken, RateLimited, ValidationFailed, WrongForwardMode
 
@@ -49,6 +50,11 @@ class MailProgramForm(FlaskForm):
     website = StringField("Leave this empty")
 
 
+#: The client-mode page's form is answered by a redirect to ``mailto:``, and browsers check a
+#: form's redirects against ``form-action`` too: our policy, plus that one scheme.
+CLIENT_CSP = CSP.replace("form-action 'self'", "form-action 'self' mailto:")
+
+
 def _forward_limit() -> str:
     return current_app.config["FORWARD_RATE_LIMIT"]
 
@@ -56,7 +62,7 @@ def _forward_limit() -> str:
 def _form_page(token, link, form, *, errors=None, status=200):
     if link.mode == "client":
         return render_template("public/forward_client.html", token=token, link=link, form=MailProgramForm(),
-                               errors=errors or {}), status
+                               errors=errors or {}), status, {"Content-Security-Policy": CLIENT_CSP}
     return render_template("public/forward.html", token=token, link=link, form=form, errors=errors or {},
                            slots=range(1, MAX_FRIENDS + 1), max_name=MAX_NAME, max_note=MAX_NOTE), status
 

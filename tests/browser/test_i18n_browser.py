@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from playwright.sync_api import expect
@@ -167,6 +168,19 @@ def test_walk_every_page_in_each_language(app, client, account, site, walk_conte
     page.click("#stop-button")
     audit(page, "forward-stopped")
 
+    # The same list switched to client mode: the page opens the person's own mail program.
+    client.patch(f"/api/v1/lists/{lst['id']}", json={"forward_mode": "client"}, headers=account.headers)
+    page.goto(forward_url(client, account, subscription_id, campaign["id"]))
+    audit(page, "forward-client")
+    assert page.locator("input[type=email], textarea, input[name=friend]").count() == 0
+    with page.expect_response(re.compile(r"/forward/[^/]+/open")) as answer:
+        page.click("#open-mail-button")
+    assert answer.value.status == 303
+    mailto = answer.value.headers["location"]
+    assert mailto.startswith("mailto:?subject=") and unquote(mailto).startswith(
+        "mailto:?subject=" + strings["Fwd: %(subject)s"] % {"subject": f"{LIST_NAMES[lang]} 7"} + "&body=")
+    assert client.get(f"/api/v1/campaigns/{campaign['id']}/stats", headers=account.headers).json["forwards"] == 2
+
     detail = client.get(f"/api/v1/subscriptions/{subscription_id}", headers=account.headers).json
     page.goto(detail["unsubscribe_url"])
     audit(page, "unsubscribe")
@@ -194,7 +208,7 @@ def test_walk_every_page_in_each_language(app, client, account, site, walk_conte
     audit(page, "expired-link")
     page.click("#renew-button")
     audit(page, "renewed")
-    assert len(audit.seen) == 21
+    assert len(audit.seen) == 22
 
 
 def test_switching_language_on_the_page_keeps_it_through_the_forms(site, walk_context, create_list, logos):

@@ -68,6 +68,9 @@ def test_the_page_has_no_field_for_an_address(client, account, fwd):
     assert sorted(re.search(r'name="([^"]+)"', i).group(1) for i in inputs) == ["csrf_token", "website"]
     assert f'action="/forward/{token_of(fwd.forward_url)}/open?lang=de"' in html
     assert 'id="open-mail-button"' in html and "<script" not in html
+    # Browsers check the form's redirect against form-action: mailto: (only) is added to our policy.
+    csp = page.headers["Content-Security-Policy"]
+    assert "form-action 'self' mailto:;" in csp and "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
     assert stats(client, account, fwd.campaign_id) == {"forwards": 0, "forwarded_recipients": 0}
 
 
