@@ -192,6 +192,11 @@ def every_page(client, account, worker, maildir, lst: dict, lang: str) -> list[P
     visit("forward-stop", "GET", stop_path, headers=browser)
     visit("forward-stopped", "POST", stop_path, headers=browser)
     visit("forward-bad-link", "GET", "/forward/not-a-token", 404, headers=browser)
+    # The list switched to client mode: the same link opens the forwarder's own mail program.
+    client.patch(f"/api/v1/lists/{list_id}", json={"forward_mode": "client"}, headers=account.headers)
+    fwd_client = visit("forward-client", "GET", forward_path)
+    visit("forward-client-refused", "POST", forward_path, 409,
+          data={"csrf_token": _csrf(fwd_client.html), "friend": [f"friend.{lang}@example.org"]})
 
     detail = client.get(f"/api/v1/subscriptions/{subscription_id}", headers=account.headers).json
     unsubscribe_path = "/unsubscribe/" + token_of(detail["unsubscribe_url"])

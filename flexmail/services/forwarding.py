@@ -9,6 +9,10 @@ row would be a stored address. No table, log line, exception message, retry reco
 dead-letter queue ever gets one: the send actor never raises, it re-enqueues itself a few
 times with a delay and then drops the mail and counts it as failed.
 
+A list in ``client`` forward mode (standards H2) never sees a friend: its page opens the
+forwarder's own mail program with a prepared ``mailto:`` (``forward_by_mail_program``), counted
+by the same counters and limits; friends posted to such a list are refused unread.
+
 What is kept: aggregate counters on the campaign (``UPDATE ... SET n = n + k``, exact with
 any number of processes), per-link and per-campaign daily counts for the abuse limits, and,
 only when a friend asks never to receive forwards, the keyed hash of that friend's address.
