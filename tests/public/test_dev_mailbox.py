@@ -14,6 +14,7 @@ import pytest
 from flexmail import clock
 from flexmail.services import dev_mailbox
 from flexmail.services.errors import NotFound
+from flexmail.web import CSP
 
 DEV = {"DEV_MODE": True}
 
@@ -61,7 +62,9 @@ def test_the_mailbox_lists_sent_mails_newest_first_and_shows_both_parts(app, cli
     assert "2026-05-01 09:05:00" in html and "2026-05-01 09:00:00" in html
     assert 'lang="de"' in html  # the subject keeps the mail's language
     assert page.headers["Cache-Control"] == "no-store"
-    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Content-Security-Policy"] == CSP
+    assert page.headers["X-Content-Type-Options"] == "nosniff" and page.headers["Referrer-Policy"] == "no-referrer"
+    assert 'href="/static/flexmail.css"' in html  # the pages' own look
 
     first = re.findall(r'href="(/dev/mail/[^"]+)"', html)[0]
     message = client.get(first)
@@ -77,6 +80,7 @@ def test_the_mailbox_lists_sent_mails_newest_first_and_shows_both_parts(app, cli
 
     frame = client.get(frame_url.group(1))
     assert frame.status_code == 200
+    assert frame.headers["X-Content-Type-Options"] == "nosniff" and frame.headers["Cache-Control"] == "no-store"
     assert frame.headers["X-Frame-Options"] == "SAMEORIGIN"
     frame_csp = frame.headers["Content-Security-Policy"]
     assert "sandbox" in frame_csp and "script-src" not in frame_csp and "frame-ancestors 'self'" in frame_csp
@@ -179,5 +183,6 @@ def test_dev_run_turns_development_mode_on_and_prints_the_mailbox_url():
     script = (Path(__file__).resolve().parents[2] / "dev").read_text()
     run = script.split("\n  run)", 1)[1].split("\n  test)", 1)[0]
     assert 'export FLEXMAIL_DEV_MODE="${FLEXMAIL_DEV_MODE:-1}"' in run
+    assert 'export FLEXMAIL_PUBLIC_URL="${FLEXMAIL_PUBLIC_URL:-http://${HOST:-127.0.0.1}:${PORT:-5000}}"' in run
     assert "/dev/mail" in run and "maildir:*)" in run
     assert run.index("FLEXMAIL_DEV_MODE") < run.index("flask run")
