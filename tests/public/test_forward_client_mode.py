@@ -125,6 +125,20 @@ def test_client_mode_counts_like_server_mode(client, account, create_list, subsc
     assert _open(client, client_mode.path).status_code == 429
     assert stats(client, account, server.campaign_id)["forwards"] == 3
     assert stats(client, account, client_mode.campaign_id)["forwards"] == 3
+    assert _forward_days(client.application, server.campaign_id) == _forward_days(client.application,
+                                                                                   client_mode.campaign_id) == [3]
+
+
+def _forward_days(app, campaign_id) -> list[int]:
+    """The per-day forward counts of a campaign (what a chart over time reads)."""
+    from sqlalchemy import select
+
+    from flexmail.extensions import db
+    from flexmail.models import CampaignForwardDay
+
+    with app.app_context():
+        return list(db.session.scalars(select(CampaignForwardDay.forwards)
+                                       .where(CampaignForwardDay.campaign_id == campaign_id)))
 
 
 def test_a_filled_honeypot_is_not_counted(client, account, fwd):
