@@ -13,6 +13,7 @@ sentence of its template, its reporting host), never on a particular mail.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 
@@ -21,53 +22,79 @@ def _rx(*patterns: str) -> re.Pattern:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
+#: Recognises a report: (the report, its own text, the reporting and remote host names).
+Recogniser = Callable[[Message, str, set[str]], bool]
+
+
 @dataclass(frozen=True)
 class Mta:
-    """One reporting MTA or remote host: how to recognise its mail, and the words it writes
-    when its own lookup found no such mailbox."""
+    """One reporting MTA: how to recognise its reports, and the words it writes when its
+    own lookup found no such mailbox."""
 
     name: str
-    #: True when the report (headers, text, DSN per-message fields) is this MTA's.
-    recognise: object
-    #: Its wording for a missing mailbox.
+    recognise: Recogniser
     unknown: re.Pattern
 
 
 def _header(message: Message, name: str) -> str:
-    return str(message.get(name, "") or "")
+    return str(message.get(name, "") or "").strip()
+
+
+def _lines(*patterns: str) -> Recogniser:
+    """All of ``patterns`` are whole lines of the report's text (its template)."""
+    compiled = [re.compile(rf"^\s*{p}\s*$", re.M | re.I) for p in patterns]
+    return lambda message, text, rhosts: all(c.search(text) for c in compiled)
+
+
+def _header_has(name: str, words: str, *, start: bool = False) -> Recogniser:
+    def recognise(message: Message, text: str, rhosts: set[str]) -> bool:
+        value = _header(message, name).lower()
+        return value.startswith(words.lower()) if start else words.lower() in value
+    return recognise
+
+
+def _host(suffix: str) -> Recogniser:
+    return lambda message, text, rhosts: any(h == suffix or h.endswith("." + suffix) for h in rhosts)
+
+
+def _either(*recognisers: Recogniser) -> Recogniser:
+    return lambda message, text, rhosts: any(r(message, text, rhosts) for r in recognisers)
+
+
+def _text_has(words: str) -> Recogniser:
+    return lambda message, text, rhosts: words.lower() in text.lower()
+
+
+def _from_domain(pattern: str) -> Recogniser:
+    compiled = re.compile(rf"@(?:[\w-]+\.)*{pattern}\b", re.I)
+    return lambda message, text, rhosts: bool(compiled.search(_header(message, "From")))
 
 
 #: Reporting MTAs (Sisimai's Lhost readers): the bounce is the MTA's own verdict.
 REPORTING = (
-    # Lotus Domino / Notes: "was not delivered to: ... because: User x not listed in Domino
-    # Directory"; older Notes: "------- Failure Reasons --------".
-    Mta("domino", lambda m, text, rhosts: bool(re.search(r"^\s*was not delivered to:\s*$", text, re.M | re.I)
-                                              and re.search(r"^\s*because:\s*$", text, re.M | re.I)),
+    # Lotus Domino: "Your message ... was not delivered to: <address> because: User x (address)
+    # not listed in Domino Directory".
+    Mta("domino", _lines("was not delivered to:", "because:"),
         _rx(r"not listed in (?:the )?domino directory", r"not listed in public name & address book")),
-    Mta("notes", lambda m, text, rhosts: bool(re.search(r"^-+\s*failure reasons\s*-+\s*$", text, re.M | re.I)),
-        _rx(r"not listed in public name & address book")),
+    # Older Lotus Notes SMTP MTA: "------- Failure Reasons --------", the reason line, the address.
+    Mta("notes", _lines(r"-+\s*failure reasons\s*-+"), _rx(r"not listed in public name & address book")),
     # Exchange 5.5-2003 Internet Mail Service: "MSEXCH:IMS:... (000C05A6) Unknown Recipient".
-    Mta("exchange-ims", lambda m, text, rhosts: "msexch:ims:" in text.lower()
-        or "internet mail service" in _header(m, "X-Mailer").lower(),
+    Mta("exchange-ims", _either(_text_has("msexch:ims:"), _header_has("X-Mailer", "Internet Mail Service")),
         _rx(r"\(000C05A6\)")),
     # Ipswitch IMail: X-Mailer "<SMTP32 vN>", "Unknown user: address".
-    Mta("imail", lambda m, text, rhosts: _header(m, "X-Mailer").startswith("<SMTP32 v"),
+    Mta("imail", _header_has("X-Mailer", "<SMTP32 v", start=True),
         _rx(r"\bunknown user: ", r"invalid final delivery userid")),
     # McAfee Email Gateway: X-NAI-Header "Modified by McAfee".
-    Mta("mcafee", lambda m, text, rhosts: "modified by mcafee" in _header(m, "X-NAI-Header").lower(),
+    Mta("mcafee", _header_has("X-NAI-Header", "Modified by McAfee"),
         _rx(r" user \(.+@.+\) unknown\. ", r"550 unknown user \S+@\S+", r"550 <[^>]+@[^>]+>\.+ user not exist",
             r"no such user")),
     # Verizon's MMS gateway (vzwpix.com, vtext.com): "No valid recipients for this MM".
-    Mta("verizon", lambda m, text, rhosts: bool(re.search(r"@[\w.-]*(?:vzwpix|vtext)\.com\b", _header(m, "From"),
-                                                          re.I)),
-        _rx(r"no valid recipients for this mm")),
-    # Gmail / Google Workspace DSNs: Google's own verdict on the address.
-    Mta("google", lambda m, text, rhosts: any(h.endswith("googlemail.com") for h in rhosts)
-        or "mailer-daemon@googlemail.com" in _header(m, "From").lower(),
+    Mta("verizon", _from_domain(r"(?:vzwpix|vtext)\.com"), _rx(r"no valid recipients for this mm")),
+    # Gmail / Google Workspace DSNs: Google's own verdict on the address (Rhost::GSuite).
+    Mta("google", _either(_host("googlemail.com"), _header_has("From", "mailer-daemon@googlemail.com")),
         _rx(r"because the address couldn.t be found\. check for typos")),
-    # Outlook.com / Hotmail's own DSNs (Sisimai's Rhost::Outlook).
-    Mta("hotmail", lambda m, text, rhosts: any(h.endswith("hotmail.com") for h in rhosts),
-        _rx(r"requested action not taken: mailbox unavailable")),
+    # Outlook.com / Hotmail's own DSNs (Rhost::Outlook).
+    Mta("hotmail", _host("hotmail.com"), _rx(r"requested action not taken: mailbox unavailable")),
 )
 
 #: Remote hosts (Sisimai's Rhost tables), recognised by the remote host or the recipient's
