@@ -104,12 +104,23 @@ def _sort_key(summary: MailSummary, stored_ns: int):
 
 
 def list_mails(path: str, *, limit: int = 200) -> list[MailSummary]:
-    """The newest ``limit`` mails of the Maildir at ``path``, newest first (by Date, then by when stored)."""
-    found = []
+    """The newest ``limit`` mails of the Maildir at ``path``, newest first (by Date, then by when stored).
+
+    Only the ``limit`` most recently stored files are read, so a Maildir that a benchmark
+    filled with thousands of mails still lists at once.
+    """
+    stored = []
     for key, entry in _files(path).items():
         try:
-            summary, stored_ns = _summary(key, _read(entry)), entry.stat(follow_symlinks=False).st_mtime_ns
+            stored.append((entry.stat(follow_symlinks=False).st_mtime_ns, key, entry))
         except OSError:  # removed meanwhile
+            continue
+    stored.sort(key=lambda item: item[:2], reverse=True)
+    found = []
+    for stored_ns, key, entry in stored[:limit]:
+        try:
+            summary = _summary(key, _read(entry))
+        except OSError:
             continue
         found.append((_sort_key(summary, stored_ns), summary))
     found.sort(key=lambda item: item[0], reverse=True)

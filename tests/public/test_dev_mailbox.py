@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import mailbox
+import os
 import re
 from email.message import EmailMessage
 from pathlib import Path
@@ -136,6 +137,18 @@ def test_the_service_refuses_path_ids(app):
             with pytest.raises(NotFound):
                 dev_mailbox.get_mail(mail_id)
         assert [m.to for m in dev_mailbox.list_mails()] == ["reader@example.com"]
+
+
+def test_only_the_newest_mails_are_listed(app):
+    """A Maildir with more mails than the page lists: the newest stored ones, newest first."""
+    for n in range(5):
+        when = dt.datetime(2026, 5, 1, 12, n, tzinfo=dt.UTC)
+        key = _store(app, _mail(subject=f"mail {n}", when=when))
+        os.utime(_maildir_path(app) / "new" / key, (when.timestamp(), when.timestamp()))  # stored then
+    from flexmail.mail import maildir_reader
+
+    listed = maildir_reader.list_mails(str(_maildir_path(app)), limit=3)
+    assert [m.subject for m in listed] == ["mail 4", "mail 3", "mail 2"]
 
 
 def test_an_empty_or_missing_maildir_is_an_empty_mailbox(app, client):
