@@ -225,3 +225,14 @@ def test_no_key_or_address_in_any_log_line(client, account, create_list, subscri
     assert "dashboard session opened" in text and "dashboard sign-in refused" in text
     for secret in (account.key, account.key[8:20], account.key[-12:], "z" * 20, "walker@example.com"):
         assert secret.lower() not in text.lower(), secret
+
+
+@pytest.mark.parametrize(("lang", "title"), [
+    ("nl", "Aanmelden bij het overzicht"), ("fr", "Se connecter au tableau de bord"),
+    ("de", "In die Übersicht einloggen"), ("en", "Sign in to the dashboard")])
+def test_the_dashboard_speaks_the_browsers_language(client, lang, title):
+    """The sign-in page follows Accept-Language (and ``?lang=``), with ``<html lang>`` to match."""
+    page = client.get("/dashboard", headers={"Accept-Language": lang}).get_data(as_text=True)
+    assert f'<html lang="{lang}">' in page and title in page
+    chosen = client.get("/dashboard", query_string={"lang": lang}, headers={"Accept-Language": "en"})
+    assert title in chosen.get_data(as_text=True)
