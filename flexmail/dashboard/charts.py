@@ -86,6 +86,6 @@ def line_chart(chart_id: str, title: str, desc: str, buckets: list[dt.date],
     every = max(1, -(-len(buckets) // 6))
     x_ticks = [Tick(x(i), HEIGHT - BOTTOM + 16, day.strftime("%d.%m")) for i, day in enumerate(buckets)
                if i % every == 0]
-    y_ticks = [Tick(LEFT - 6, y(v), str(v)) for v in (0, top // 2, top)] if top > 1 else \
-        [Tick(LEFT - 6, y(v), str(v)) for v in (0, 1)]
+    marks = (0, top // 2, top) if top % 2 == 0 and top > 1 else (0, top)
+    y_ticks = [Tick(LEFT - 6, y(v), str(v)) for v in marks]
     return Chart(chart_id, title, desc, lines, buckets, x_ticks, y_ticks)
