@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import Integer, and_, case, func, literal, or_, select
+from sqlalchemy import Integer, and_, case, func, or_, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -153,41 +153,63 @@ def _in_range(rng: Range):
     return and_(e.at >= rng.since, e.at < rng.until)
 
 
-def _grouped_events(account_id: int, list_id: int, rng: Range):
-    """One scan of the list's events in the range, grouped by bucket, type and two keys:
-    the unsubscribe method (its ``source``) or suppression class, and the reason."""
+def _no_jit() -> None:
+    """PostgreSQL's JIT compiles these few-hundred-millisecond statements for longer than they
+    run (300 ms of 480 measured, docs/benchmarks.md): off for this transaction only."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL jit = off"))
+
+
+def _counts_by_type(account_id: int, list_id: int, rng: Range):
+    """One scan of the list's events in the range: per bucket and type, the count, the scanner
+    hits among link fetches and the automatic confirmations. Grouped by plain values only, so
+    the planner's estimate of the groups stays small and it aggregates in memory."""
     e = ConsentEvent
-    reason = e.details["reason"].as_string()
-    key = case(
-        (e.type == EventType.UNSUBSCRIBED, e.source),
-        (e.type == EventType.CONFIRMED, e.details["method"].as_string()),
-        (e.type == EventType.SUPPRESSED, case(
-            (e.details["scope"].as_string() == "global", literal("platform")),
-            *[(reason == r, literal(c)) for r, c in SUPPRESSION_CLASSES.items()],
-            else_=literal("other"))),
-        else_=None,
-    ).label("key")
-    why = case((e.type.in_([EventType.UNSUBSCRIBED, EventType.SUPPRESSED]), reason), else_=None).label("why")
     bucket = _bucket(e.at, rng).label("bucket")
+    scanner = case((and_(e.type == EventType.LINK_FETCHED, e.details["before_click_gate"].as_boolean()), 1),
+                   else_=0).label("scanner")
+    auto = case((and_(e.type == EventType.CONFIRMED, e.details["method"].as_string() == "auto"), 1),
+                else_=0).label("auto")
     types = [EventType.SUBSCRIBE_REQUESTED, EventType.CONFIRMED, EventType.LINK_FETCHED,
              EventType.UNSUBSCRIBED, EventType.SUPPRESSED]
-    flagged = case((and_(e.type == EventType.LINK_FETCHED, e.details["before_click_gate"].as_boolean()), 1),
-                   else_=0).label("scanner")
-    # Grouped outside a subquery: PostgreSQL sees the bound values of the CASE and bucket
-    # expressions as different parameters in SELECT and GROUP BY, and refuses the query.
-    rows = (select(bucket, e.type.label("type"), key, why, flagged)
+    # Grouped outside a subquery: PostgreSQL sees the bound values of the bucket expression as
+    # different parameters in SELECT and GROUP BY, and refuses the query.
+    rows = (select(bucket, e.type.label("type"), scanner, auto)
             .where(e.list_id == list_id, e.account_id == account_id, _in_range(rng), e.type.in_(types))
             .subquery())
     return db.session.execute(
-        select(rows.c.bucket, rows.c.type, rows.c.key, rows.c.why, func.count().label("n"),
-               func.sum(rows.c.scanner).label("scanner"))
-        .group_by(rows.c.bucket, rows.c.type, rows.c.key, rows.c.why)
+        select(rows.c.bucket, rows.c.type, func.count().label("n"), func.sum(rows.c.scanner), func.sum(rows.c.auto))
+        .group_by(rows.c.bucket, rows.c.type)
     ).all()
+
+
+def _opt_outs(account_id: int, list_id: int, rng: Range):
+    """Unsubscribes and suppressions per bucket, type, method (the event's ``source``), scope
+    and reason; each JSON field is read once per row (the fence keeps PostgreSQL from copying
+    the extraction into every place the outer query uses it)."""
+    e = ConsentEvent
+    rows = (select(_bucket(e.at, rng).label("bucket"), e.type.label("type"), e.source.label("source"),
+                   case((e.type == EventType.SUPPRESSED, e.details["scope"].as_string()), else_=None).label("scope"),
+                   e.details["reason"].as_string().label("reason"))
+            .where(e.list_id == list_id, e.account_id == account_id, _in_range(rng),
+                   e.type.in_([EventType.UNSUBSCRIBED, EventType.SUPPRESSED]))
+            .offset(0)
+            .subquery())
+    return db.session.execute(
+        select(rows.c.bucket, rows.c.type, rows.c.source, rows.c.scope, rows.c.reason, func.count().label("n"))
+        .group_by(rows.c.bucket, rows.c.type, rows.c.source, rows.c.scope, rows.c.reason)
+    ).all()
+
+
+def suppression_class(scope: str | None, reason: str | None) -> str:
+    """Who or what a suppression came from (``SUPPRESSION_CLASSES``; platform-wide: ``platform``)."""
+    return "platform" if scope == "global" else SUPPRESSION_CLASSES.get(reason or "", "other")
 
 
 def _median_seconds_to_confirm(account_id: int, list_id: int, rng: Range) -> float | None:
     """The median, over the confirmations in the range, of the seconds since the latest
-    signup request of the same subscription (window functions: no median aggregate on SQLite)."""
+    signup request of the same subscription (window functions: no median aggregate on SQLite).
+    A confirmation without a request (none is written so) sorts last and is not counted."""
     e, r = ConsentEvent, ConsentEvent.__table__.alias("requested")
     requested_at = (select(func.max(r.c.at))
                     .where(r.c.subscription_id == e.subscription_id, r.c.type == EventType.SUBSCRIBE_REQUESTED,
@@ -196,10 +218,10 @@ def _median_seconds_to_confirm(account_id: int, list_id: int, rng: Range) -> flo
     durations = (select((epoch_seconds(e.at) - epoch_seconds(requested_at)).label("s"))
                  .where(e.list_id == list_id, e.account_id == account_id, _in_range(rng),
                         e.type == EventType.CONFIRMED)
+                 .offset(0)  # a fence: PostgreSQL would otherwise run the lookup twice per row
                  .subquery())
-    known = select(durations.c.s).where(durations.c.s.is_not(None)).subquery()
-    ordered = select(known.c.s, func.row_number().over(order_by=known.c.s).label("rn"),
-                     func.count().over().label("n")).subquery()
+    ordered = select(durations.c.s, func.row_number().over(order_by=durations.c.s.asc().nulls_last()).label("rn"),
+                     func.count(durations.c.s).over().label("n")).subquery()
     value = db.session.scalar(select(func.avg(ordered.c.s)).where(
         or_(ordered.c.rn == (ordered.c.n + 1) // 2, ordered.c.rn == (ordered.c.n + 2) // 2)))
     return float(value) if value is not None else None
@@ -233,35 +255,39 @@ def list_funnel(account_id: int, list_id: int, *, days=DEFAULT_DAYS, today: dt.d
     """The funnel of a list of the account over the last ``days`` days (30, 90 or 365).
 
     Another account's list is ``NotFound``; an unknown range is ``ValidationFailed``.
-    Three statements: the grouped events, the median, the forwards.
+    Four statements: the counts by type, the opt-outs, the median, the forwards.
     """
     lst = get_list(account_id, list_id)
     rng = date_range(days, today=today)
     size = len(rng.buckets)
     funnel = Funnel(lst.id, lst.name, rng)
     series = {name: [0] * size for name in ("signups", "confirmations", "scanner_hits")}
-    for b, kind, key, why, n, scanner in _grouped_events(account_id, list_id, rng):
-        b, n = int(b), int(n)
+    _no_jit()
+    for b, kind, n, scanner, auto in _counts_by_type(account_id, list_id, rng):
+        b, n, scanner, auto = int(b), int(n), int(scanner or 0), int(auto or 0)
         if kind == EventType.SUBSCRIBE_REQUESTED:
             funnel.signups += n
             series["signups"][b] += n
         elif kind == EventType.CONFIRMED:
             funnel.confirmations += n
             series["confirmations"][b] += n
-            method = key or "button"
-            funnel.confirmations_by_method[method] = funnel.confirmations_by_method.get(method, 0) + n
+            for method, count in (("button", n - auto), ("auto", auto)):
+                if count:
+                    funnel.confirmations_by_method[method] = funnel.confirmations_by_method.get(method, 0) + count
         elif kind == EventType.LINK_FETCHED:
             funnel.link_fetches += n
-            funnel.scanner_hits += int(scanner or 0)
-            series["scanner_hits"][b] += int(scanner or 0)
-        elif kind == EventType.UNSUBSCRIBED:
-            method, reason = key or "other", why or NO_REASON
+            funnel.scanner_hits += scanner
+            series["scanner_hits"][b] += scanner
+    for b, kind, source, scope, why, n in _opt_outs(account_id, list_id, rng):
+        b, n = int(b), int(n)
+        if kind == EventType.UNSUBSCRIBED:
+            method, reason = source or "other", why or NO_REASON
             funnel.unsubscribes += n
             funnel.unsubscribes_by_method[method] = funnel.unsubscribes_by_method.get(method, 0) + n
             funnel.unsubscribes_by_reason[reason] = funnel.unsubscribes_by_reason.get(reason, 0) + n
             funnel.unsubscribe_series.setdefault(method, [0] * size)[b] += n
-        elif kind == EventType.SUPPRESSED:
-            klass, reason = key or "other", why or NO_REASON
+        else:
+            klass, reason = suppression_class(scope, why), why or NO_REASON
             funnel.suppressions += n
             pair = (klass, reason)
             funnel.suppressions_by_class_reason[pair] = funnel.suppressions_by_class_reason.get(pair, 0) + n

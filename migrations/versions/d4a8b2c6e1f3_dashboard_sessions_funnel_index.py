@@ -1,4 +1,4 @@
-"""dashboard: sessions table and the funnel's index on consent_events (list_id, at)
+"""dashboard: sessions table and the funnel's index on consent_events (list_id, type, at)
 
 Revision ID: d4a8b2c6e1f3
 Revises: c3f9a1d2e4b5
@@ -31,11 +31,11 @@ def upgrade():
     with op.batch_alter_table('dashboard_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_dashboard_sessions_account_id'), ['account_id'], unique=False)
     # Not in a batch: on SQLite a batch would copy the table, and its append-only triggers with it.
-    op.create_index('ix_consent_events_list_at', 'consent_events', ['list_id', 'at'], unique=False)
+    op.create_index('ix_consent_events_list_type_at', 'consent_events', ['list_id', 'type', 'at'], unique=False)
 
 
 def downgrade():
-    op.drop_index('ix_consent_events_list_at', table_name='consent_events')
+    op.drop_index('ix_consent_events_list_type_at', table_name='consent_events')
     with op.batch_alter_table('dashboard_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_dashboard_sessions_account_id'))
     op.drop_table('dashboard_sessions')

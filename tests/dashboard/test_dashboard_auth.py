@@ -100,6 +100,15 @@ def test_sign_in_without_a_valid_csrf_token_is_refused(client, account, make_app
     assert client.get("/dashboard").data.count(b'name="api_key"') == 1  # still the sign-in page
 
 
+def test_signing_in_starts_a_new_session(client, account, lst):
+    """The CSRF token of the sign-in page stops working once signed in: the session (and its
+    token) is new, so a token planted before sign-in is worth nothing afterwards."""
+    before = csrf_of(client.get("/dashboard").data)
+    assert client.post("/dashboard/sign-in", data={"csrf_token": before, "api_key": account.key}).status_code == 303
+    assert client.post("/dashboard/sign-out", data={"csrf_token": before}).status_code == 400
+    assert client.get(f"/dashboard/lists/{lst['id']}").status_code == 200
+
+
 def test_sign_out_needs_csrf_and_ends_the_session_for_good(client, account, lst):
     """Sign-out without a CSRF token is refused and changes nothing; with it, the session ends,
     and a copy of the old cookie no longer opens anything."""
