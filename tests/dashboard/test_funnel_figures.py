@@ -196,3 +196,18 @@ def test_the_page_shows_the_same_figures(client, account, seeded):
     assert html.count('role="img"') == 4 and html.count("<title id=") == 4 and html.count("<desc id=") == 4
     assert html.count("<summary>Data table</summary>") == 4
     assert "<script" not in html and "http://" not in html.replace("http://flexmail.test", "")
+
+
+@pytest.mark.parametrize("lang", ["nl", "fr", "de"])
+def test_the_page_is_in_one_language(client, account, seeded, lang):
+    """In nl, fr and de the list's page (labels, chart titles and descriptions, tables) shows no
+    text of another language's catalog, and ``<html lang>`` says which language it is."""
+    from tests.i18n_support import VisibleText, Vocabulary
+
+    sign_in(client, account.key)
+    page = client.get(f"/dashboard/lists/{seeded['list_id']}", query_string={"days": 30, "lang": lang})
+    assert page.status_code == 200
+    visible = VisibleText(page.get_data(as_text=True))
+    assert visible.html_lang == lang
+    assert Vocabulary.load().foreign_texts(lang, visible) == []
+    assert "Signups" not in visible.text and "Data table" not in visible.text
