@@ -3,7 +3,8 @@
 Every figure is a ``GROUP BY`` over ``consent_events`` (forwards: over the per-day counters
 of ``campaign_forward_days``, since no event names a forward), bucketed by whole days (or
 weeks) from the start of the range with integer epoch arithmetic, which SQLite and
-PostgreSQL both do exactly (``epoch_seconds``). Python only pivots the few grouped rows.
+PostgreSQL both do exactly (``epoch_seconds``). Python only pivots the few grouped rows
+(and names a suppression's class from its grouped reason).
 
 What each figure means:
 
@@ -172,7 +173,7 @@ def _counts_by_type(account_id: int, list_id: int, rng: Range):
                 else_=0).label("auto")
     types = [EventType.SUBSCRIBE_REQUESTED, EventType.CONFIRMED, EventType.LINK_FETCHED,
              EventType.UNSUBSCRIBED, EventType.SUPPRESSED]
-    # Grouped outside a subquery: PostgreSQL sees the bound values of the bucket expression as
+    # Grouped outside the subquery: PostgreSQL sees the bound values of the bucket expression as
     # different parameters in SELECT and GROUP BY, and refuses the query.
     rows = (select(bucket, e.type.label("type"), scanner, auto)
             .where(e.list_id == list_id, e.account_id == account_id, _in_range(rng), e.type.in_(types))
