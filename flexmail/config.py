@@ -118,6 +118,10 @@ DEFAULTS = {
     "METRICS_TOKEN": None,
     "METRICS_LOOPBACK": True,
     "WORKER_METRICS": False,
+    # The read-only dashboard (/dashboard): how long a sign-in lasts at most, and how many
+    # sign-in attempts one client may make (Flask-Limiter syntax).
+    "DASHBOARD_SESSION_SECONDS": 8 * 3600,
+    "DASHBOARD_SIGNIN_RATE_LIMIT": "10 per minute;50 per hour",
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
