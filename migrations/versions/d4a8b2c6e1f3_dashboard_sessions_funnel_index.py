@@ -1,7 +1,7 @@
 """dashboard: sessions table and the funnel's index on consent_events (list_id, type, at)
 
 Revision ID: d4a8b2c6e1f3
-Revises: c3f9a1d2e4b5
+Revises: d4a7c2e9f1b3
 Create Date: 2026-11-29 21:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd4a8b2c6e1f3'
-down_revision = 'c3f9a1d2e4b5'
+down_revision = 'd4a7c2e9f1b3'
 branch_labels = None
 depends_on = None
 
