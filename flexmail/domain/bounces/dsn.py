@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from flexmail.domain.bounces import mta
 from flexmail.domain.bounces.heuristics import written_recipients
 from flexmail.domain.bounces.mime import bounce_text, header_blocks, original_message_id, snippet, walk_outer
 from flexmail.domain.bounces.results import Report, Result, clean_diagnostic, decide
@@ -61,6 +62,7 @@ def read(message: Message) -> Report | None:
     for part in parts:
         blocks = header_blocks(part)
         rule_action = bool(blocks) and bool(RULE_ACTION_MTA.search(str(blocks[0].get("Reporting-MTA", ""))))
+        per_message = {k.strip().title(): v for k, v in blocks[0].items()} if blocks else {}
         for block in _recipient_groups(blocks):
             final = typed_address(block.get("Final-Recipient"))
             original = typed_address(block.get("Original-Recipient"))
@@ -71,15 +73,28 @@ def read(message: Message) -> Report | None:
                 continue
             action = str(block.get("Action", "") or "").strip().lower() or None
             diagnostic = clean_diagnostic(block.get("Diagnostic-Code"))
+            context = _context(human, final or address) or (human if single else None)
             reason, klass, status = decide(status=str(block.get("Status", "") or ""), diagnostic=diagnostic,
-                                           action=action, context=_context(human, final or address) or (
-                                               human if single else None), recipient=final or address)
+                                           action=action, context=context, recipient=final or address,
+                                           vouched=_vouched(message, human, final or address, diagnostic,
+                                                            context, {**per_message, **block}))
             if rule_action and klass == BounceClass.HARD:
                 reason, klass = "filtered", BounceClass.SOFT
             results.append(Result(address, reason, klass, status, diagnostic, message_id, action, "dsn"))
     if not results:
         return None
     return Report("dsn", tuple(_dedupe(results)), message_id)
+
+
+def _vouched(message: Message, human: str, address: str, diagnostic: str | None, context: str | None,
+             fields: dict) -> bool:
+    """The report's format says the refusal is the MTA's own verdict on the mailbox:
+    PowerMTA's ``X-PowerMTA-BounceCategory: bad-mailbox`` (its classification of the
+    remote reply, Sisimai's Lhost::PowerMTA), or ``mta.vouches``."""
+    if str(fields.get("X-Powermta-Bouncecategory", "") or "").strip().lower() == "bad-mailbox":
+        return True
+    words = " ".join(w for w in (diagnostic, context) if w)
+    return mta.vouches(message, human, address, words, mta.hosts(human, fields)) is not None
 
 
 def _written_recipient(message: Message, human: str) -> str | None:

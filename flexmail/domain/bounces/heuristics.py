@@ -10,8 +10,9 @@ import re
 from email.message import Message
 from email.utils import getaddresses
 
+from flexmail.domain.bounces import mta
 from flexmail.domain.bounces.mime import bounce_text, original_message_id, returned_headers, snippet
-from flexmail.domain.bounces.results import Report, Result, clean_diagnostic, decide
+from flexmail.domain.bounces.results import Report, Result, clean_diagnostic, decide, phase
 from flexmail.domain.bounces.vocabulary import HARD_REASONS
 
 ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+=!#$&'*/?^`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -64,6 +65,13 @@ def own_line(text: str, address: str) -> str | None:
     return match.group(1) if match else None
 
 
+def paragraphs(text: str, address: str) -> list[str]:
+    """Each paragraph (between blank lines) of ``text`` that names ``address``: some MTAs
+    (Notes) write the reason on the line before the address, others (Exchange's IMS) their
+    error code lines after it."""
+    return [p for p in re.split(r"\n[ \t]*\n", text) if address.lower() in p.lower()]
+
+
 def written_recipients(message: Message, text: str) -> list[str]:
     """The addresses written in a bounce's own text that can be the failed recipient:
     not the report's From/To, the returned message's sender, a service mailbox or a
@@ -91,20 +99,26 @@ def read(message: Message) -> Report | None:
         if not permanent:
             return None
     message_id = original_message_id(message)
+    rhosts = mta.hosts(text)
     results = []
     for address in sorted(permanent | temporary, key=str.lower):
         near = snippet(text, address) or text
         action = "failed" if address in permanent else "delayed"
-        reason, klass, status = decide(diagnostic=near, action=action, recipient=address)
+        vouched = mta.vouches(message, text, address, " ".join([near, *paragraphs(text, address)]),
+                              rhosts) is not None
+        reason, klass, status = decide(diagnostic=near, action=action, recipient=address, vouched=vouched)
         if address in permanent:
             # The whole text as a second witness when the lines near the address are silent.
             if reason == "undefined":
-                reason, klass, status = decide(diagnostic=text, action=action, recipient=address)
+                vouched = mta.vouches(message, text, address, text, rhosts) is not None
+                reason, klass, status = decide(diagnostic=text, action=action, recipient=address, vouched=vouched)
         own = own_line(text, address)
         if own is not None and reason in HARD_REASONS:
             # Sendmail's "554 <address>... why" is this recipient's own verdict: the next
-            # recipient's or host's lines may not make it a hard bounce when it says otherwise.
-            verdict = decide(diagnostic=own, action=action, recipient=address)
+            # recipient's or host's lines may not make it a hard bounce when it says otherwise
+            # (the lines near the address still say at which command it came).
+            verdict = decide(diagnostic=own, action=action, recipient=address, vouched=vouched,
+                             command=phase(near, transcript=False))
             if verdict[0] not in HARD_REASONS:
                 (reason, klass, status), near = verdict, own
         results.append(Result(address, reason, klass, status, clean_diagnostic(near), message_id, action,

@@ -78,12 +78,13 @@ DATA_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?|command:?)\s*(
                         r"after end of data|while (?:sending|transmitting) (?:the )?message (?:body|data)|-+smtp command data",  # noqa: E501
                         re.I)
 RCPT_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?)\s*rcpt\b|did not like our rcpt|smtp:rcpt\b|"
-                        r"most progress was rcpt|for rcpt to response|rejected address", re.I)
+                        r"most progress was rcpt|for rcpt to response|rejected address|"
+                        # Yahoo's "[RCPT_TO]" after the remote reply; Exchange Online's "unknown
+                        # recipient or mailbox unavailable -> 550 <address> ..." (5.1.351).
+                        r"\[rcpt_to\]|unknown recipient or mailbox unavailable ->.*@", re.I)
 MAIL_PHASE = re.compile(r"(?:after|in reply to)\s+mail\s+from|>>>\s*mail\s+from", re.I)
 #: Words about a mailbox that exists: they beat an address status (X.1.x) that says it does not.
 MAILBOX_STATE_REASONS = frozenset({"mailboxfull", "exceedlimit", "suspend", "mailererror"})
-#: Where a quoted SMTP reply starts ("550 ...", "said: 550", Zoho's "ERROR_CODE :550").
-REPLY_CODE_AT = re.compile(r"(?<![\d.#-])[45][0-5]\d(?=[ :,-]|$)|error_code\s*:\s*[45]\d\d", re.I)
 #: An X.7.x status is about policy and security: never a verdict on the address (standards L2).
 POLICY_STATUS = re.compile(r"^[45]\.7\.")
 
@@ -103,26 +104,10 @@ def phase(text: str | None, *, transcript: bool = True) -> str | None:
     return None
 
 
-def _unplaced_refusal(text: str | None, status: str | None, context: str | None, recipient: str) -> bool:
-    """A remote server's "550 user unknown" quoted by another MTA with nothing that places
-    it at RCPT: no status but a generic X.0.0 (any specific one decides instead), no "in
-    reply to RCPT" in the words or the MTA's explanation, and a reply that does not name the
-    recipient (a refusal at RCPT answers for the address it was given; one after DATA
-    answers for the message). Some receivers (Japanese carriers among them) answer "user
-    unknown" after DATA when the recipient's own filter refuses the sender, so such a
-    reply alone is Sisimai's ``filtered``, not proof that the mailbox is missing."""
-    if status and not status.endswith(".0.0"):
-        return False
-    code = REPLY_CODE_AT.search(text or "")
-    if code is None or phase(text) == "RCPT" or phase(context, transcript=False) == "RCPT":
-        return False
-    local = recipient.rsplit("@", 1)[0].lower() + "@"
-    return local not in (text or "")[code.end():].lower()
-
-
 def decide(*, status: str | None = None, diagnostic: str | None = None, action: str | None = None,
            reply_code: int | None = None, context: str | None = None,
-           recipient: str | None = None) -> tuple[str, BounceClass, str | None]:
+           recipient: str | None = None, vouched: bool = False,
+           command: str | None = None) -> tuple[str, BounceClass, str | None]:
     """(reason, class, status) for one recipient of a failure report or one SMTP reply.
 
     Only a permanent failure (5.x.x, a 5yz reply, or ``Action: failed`` without a status)
@@ -134,12 +119,18 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
       content is a filter, not a missing mailbox (Sisimai's ``filtered``);
     - the words say the recipient's own filter refused it;
     - the words say the mailbox exists (full, disabled, a failed delivery program);
-    - another MTA quotes a remote "550 user unknown" without a status or anything that
-      places it at RCPT (``_unplaced_refusal``; only when ``recipient`` is given, i.e. for
-      reports relayed by another MTA, not for our own relay's replies or ESP events).
+    - a report (``recipient`` given: a DSN or a text bounce, not our own relay's reply nor
+      an ESP event) says "user unknown" without an address status (X.1.1, X.1.3, X.1.4),
+      without evidence of the RCPT phase, and without ``vouched``: Sisimai's rule
+      (Reason::UserUnknown is true for such words only when the last command was RCPT;
+      otherwise Reason::Filtered), since some receivers answer "user unknown" after DATA
+      when the recipient's own filter refuses the sender.
 
     ``context`` is the human-readable text around the recipient (the MTA's explanation),
-    read for the SMTP phase when the diagnostic does not say it.
+    read for the SMTP phase when the diagnostic does not say it. ``vouched`` is set when
+    the report's format says the words are the reporting MTA's or remote host's own
+    verdict on the mailbox (``mta.vouches``, Sisimai's per-MTA readers); ``command`` is the
+    SMTP command the caller found the refusal at, when the diagnostic does not say it.
     """
     action = (action or "").strip().lower() or None
     text = clean_diagnostic(diagnostic)
@@ -191,8 +182,9 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
         elif not (status and status[2:].startswith("1.")) and (
                 phase(text) == "DATA" or (phase(text) is None and phase(context, transcript=False) == "DATA")):
             reason = "filtered"
-    if reason == "userunknown" and recipient and _unplaced_refusal(text, status, context, recipient):
-        reason = "filtered"
+    if reason == "userunknown" and recipient and by_status != "userunknown" and not vouched and not (
+            command == "RCPT" or phase(text) == "RCPT" or phase(context, transcript=False) == "RCPT"):
+        reason = "filtered"  # a "user unknown" that nothing places at RCPT (Sisimai's filtered)
     if reason is None:
         return "undefined", (BounceClass.SOFT if action == "failed" or reply_code or status else BounceClass.IGNORE), status  # noqa: E501
     if reason in HARD_REASONS:
