@@ -352,6 +352,7 @@ class Traffic:
         self.parked: list = []
         self.db_stopped = threading.Event()
         self.opt_out_threads: list[threading.Thread] = []
+        self.released = 0
 
     # HTTP with retries ------------------------------------------------------------------
 
@@ -407,7 +408,9 @@ class Traffic:
         next_at = time.monotonic()
         while time.monotonic() < end and not self.stop.is_set():
             n = next(self.counter)
-            person = Person(n, f"p{n}-{self.run_id}@people.example.org", self.rng.choice(self.roles),
+            # The first people hold opt-outs for the restart, so that it always meets some.
+            role = "outage_unsub" if n <= self.args.held_opt_outs else self.rng.choice(self.roles)
+            person = Person(n, f"p{n}-{self.run_id}@people.example.org", role,
                             f"198.51.{n // 250 % 250}.{n % 250 + 1}")
             with self.ledger.lock:
                 self.ledger.people[person.email] = person
@@ -505,6 +508,7 @@ class Traffic:
         with self.ledger.lock:
             self.db_stopped.set()
             parked, self.parked = self.parked, []
+        self.released = len(parked)
         for fn in parked:
             thread = threading.Thread(target=fn, daemon=True)
             thread.start()
@@ -667,11 +671,15 @@ def main() -> int:  # noqa: PLR0915 (one run, top to bottom)
     parser.add_argument("--tiny", action="store_true", help="about a minute in all, small scale, every fault")
     parser.add_argument("--rate", type=float, default=None, help="new people a second (default 3; tiny 2)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--held-opt-outs", type=int, default=None,
+                        help="the first N people send their opt-out as the database stops (default 8; tiny 6)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = parser.parse_args()
     seconds = 30.0 if args.tiny else args.minutes * 60
     rate = args.rate or (2.0 if args.tiny else 3.0)
+    if args.held_opt_outs is None:
+        args.held_opt_outs = 6 if args.tiny else 8
     args.seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     scale = seconds / 600  # the faults of a 10-minute run, scaled
     relay_window = max(6.0, 120 * scale)
@@ -812,7 +820,8 @@ def inject(seconds, relay_window, db_down, handler, pg, topology, ledger, traffi
     time.sleep(db_down)
     pg.start()
     ledger.db_down[-1][1] = time.monotonic()
-    faults.append(f"PostgreSQL crashed (pg_ctl stop -m immediate) at {start:.0f} s, started {db_down:.0f} s later")
+    faults.append(f"PostgreSQL crashed (pg_ctl stop -m immediate) at {start:.0f} s, started {db_down:.0f} s later; "
+                  f"{traffic.released} held opt-outs sent as it stopped")
     start = at(0.70)
     pid = topology.kill_worker("worker-1")
     faults.append(f"dramatiq worker process {pid} (worker-1) got SIGKILL at {start:.0f} s")
