@@ -78,3 +78,8 @@ class NothingToResend(FlexmailError):
 
     code = "nothing_to_resend"
     status = 409
+
+
+class TooLarge(FlexmailError):
+    code = "payload_too_large"
+    status = 413
