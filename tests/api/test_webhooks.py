@@ -345,3 +345,63 @@ def test_one_subscriptions_events_carry_increasing_numbers(app, client, account,
     assert numbers == sorted(numbers) and len(set(numbers)) == 3
     at_b = [number for endpoint, number, _, data in rows if endpoint == b["id"] and data.get("subscription_id") == one]
     assert at_b == numbers
+
+
+def _deliveries(app, endpoint_id, event_type):
+    from flexmail.extensions import db
+    from flexmail.models import WebhookDelivery
+
+    with app.app_context():
+        return [(d.data, d.email) for d in db.session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id,
+                                          WebhookDelivery.event_type == event_type).order_by(WebhookDelivery.id))]
+
+
+def test_platform_wide_entries_reach_the_accounts_that_hold_the_address(app, client, account, create_account,
+                                                                        create_list, subscribe):
+    """A platform-wide entry (an operator's complaint, hard bounce or manual entry) and its lift
+    send suppression.added / .lifted to each account holding a subscription of the address, with
+    the address it holds, scope "global" and not the operator's reason; an account that does not
+    hold the address hears nothing."""
+    from tests.suppression_support import add
+
+    admin = create_account("Operator", scopes=("admin",))
+    stranger = create_account("Stranger", scopes=("marketer",))
+    mine = register(client, account, "http://127.0.0.1:9/mine", ["suppression.added", "suppression.lifted"])
+    theirs = client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/theirs", "events": ALL},
+                         headers=stranger.headers).json
+    lst = create_list()
+    subscribe(lst["id"], email="Trap@Example.com")
+    subscribe(create_list(name="Second")["id"], email="trap@example.com")
+    entry = add(client, admin, email="trap@example.com", reason="complaint", scope="global").json["entries"][0]
+    added = _deliveries(app, mine["id"], "suppression.added")
+    assert added == [({"suppression_id": entry["id"], "kind": "address", "scope": "global", "reason": None,
+                       "source": None, "domain": None}, "Trap@example.com")]
+    assert client.delete(f"/api/v1/suppressions/{entry['id']}", headers=admin.headers).status_code == 200
+    lifted = _deliveries(app, mine["id"], "suppression.lifted")
+    assert [(data["suppression_id"], data["scope"], data["reason"]) for data, _ in lifted] == [
+        (entry["id"], "global", None)]
+    assert _deliveries(app, theirs["id"], "suppression.added") == []
+    assert _deliveries(app, theirs["id"], "suppression.lifted") == []
+
+
+def test_not_me_and_stop_all_send_suppression_added(app, client, account, create_list, subscribe, worker, maildir):
+    """The account-wide entries a person makes ("this was not me" on a confirmation mail, "stop
+    all mail from this sender" on the unsubscribe page) send suppression.added like any other."""
+    from tests.helpers import link_from, token_of
+
+    hook = register(client, account, "http://127.0.0.1:9/hook", ["suppression.added"])
+    lst = create_list()
+    sub = subscribe(lst["id"], email="someone@example.com").json["subscription"]
+    worker.drain()
+    (mail,) = maildir()
+    assert client.post("/not-me/" + token_of(link_from(mail, "not-me"))).status_code == 200
+    other = subscribe(create_list(name="Other")["id"], email="reader@example.com").json["subscription"]
+    unsubscribe_url = client.get(f"/api/v1/subscriptions/{other['id']}", headers=account.headers
+                                 ).json["unsubscribe_url"]
+    path = "/unsubscribe/" + token_of(unsubscribe_url)
+    assert client.post(path, data={"via": "page", "all_lists": "1"}).status_code == 200
+    added = _deliveries(app, hook["id"], "suppression.added")
+    assert [(data["reason"], data["scope"], data["source"], email) for data, email in added] == [
+        ("not_me", "account", f"subscription:{sub['id']}", None),
+        ("unsubscribed", "account", f"unsubscribe:{other['id']}", "reader@example.com")]
