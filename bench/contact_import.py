@@ -6,11 +6,12 @@ wording). In the same run, on the same database:
 
 - copy: ``COPY`` of the same rows into a plain table with the same columns (the floor:
   parsing the CSV and writing the rows, no checks, no proof);
-- import: ``services.contact_imports`` (``create_import`` then ``run_import``, as the
-  ``import_contacts`` actor runs it): parsing and classifying each row, normalising and
-  hashing the address, the suppression check, the list's existing addresses, one
-  subscription and two hash-chained consent events per row, batches committed with the
-  job's progress.
+- import: ``services.contact_imports`` (``create_import`` from a stream, then ``run_import``,
+  as the ``import_contacts`` actor runs it): spooling and counting the upload and storing it
+  in parts; per batch of 5,000 rows parsing and classifying each row, normalising and hashing
+  the address, one suppression query, one query for the list's existing addresses, the
+  subscriptions in one bulk insert and their two consent events (HMAC commitments, details
+  digest, content hash) in one COPY, progress committed with the batch.
 
 Prints rows/s of each and the ratio (target: within 3x). Not a test: nothing asserts times.
 
