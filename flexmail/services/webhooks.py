@@ -154,6 +154,11 @@ def on_consent_event(session, subscription, row) -> None:
 
 def on_consent_events(session, pairs: list) -> None:
     """``on_consent_event`` for many ``(subscription, event)`` pairs, one write per event type."""
+    if not pairs:
+        return
+    wanted = {name for _, events in _endpoints(session, pairs[0][0].account_id) for name in events}
+    if not wanted.intersection(CONSENT_EVENTS.values()):
+        return  # no endpoint takes these: an import of an account without webhooks builds nothing
     by_type: dict[str, list] = {}
     for subscription, row in pairs:
         name = CONSENT_EVENTS.get(row.type)
