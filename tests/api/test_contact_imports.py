@@ -237,3 +237,26 @@ def test_an_address_taken_meanwhile_is_left_alone(app, client, account, create_l
         statuses = dict(db.session.execute(select(Subscription.email, Subscription.status)).all())
     assert {k: v.value for k, v in statuses.items()} == {"proof@example.com": "pending",
                                                          "second@example.com": "subscribed"}
+
+
+def test_imported_proof_rows_send_their_webhooks(app, client, account, create_list, worker):
+    """Each imported subscription's two events reach an endpoint that asked for them, written in
+    the batch's transaction, numbered in the order they happened."""
+    from flexmail.extensions import db
+    from flexmail.models import Subscription, WebhookDelivery
+
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
+    hook = client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": [
+        "subscription.requested", "subscription.confirmed"]}, headers=account.headers).json
+    lst = create_list()
+    run(client, account, lst["id"], HEADER + PROOF + PROOF.replace("proof@", "two@"), worker)
+    with app.app_context():
+        subs = dict(db.session.execute(select(Subscription.email, Subscription.id)).all())
+        rows = db.session.execute(select(WebhookDelivery.sequence, WebhookDelivery.event_type, WebhookDelivery.data,
+                                         WebhookDelivery.email).where(WebhookDelivery.endpoint_id == hook["id"])).all()
+    got = sorted((data["subscription_id"], number, kind, data["status"], email) for number, kind, data, email in rows)
+    assert [(sid, kind, status, email) for sid, _, kind, status, email in got] == [
+        (subs["proof@example.com"], "subscription.requested", "subscribed", "proof@example.com"),
+        (subs["proof@example.com"], "subscription.confirmed", "subscribed", "proof@example.com"),
+        (subs["two@example.com"], "subscription.requested", "subscribed", "two@example.com"),
+        (subs["two@example.com"], "subscription.confirmed", "subscribed", "two@example.com")]
