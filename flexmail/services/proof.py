@@ -44,8 +44,9 @@ def record_many(session, items: list[tuple], *, source: str) -> None:
         "account_id": sub.account_id, "subscription_id": sub.id, "list_id": sub.list_id, "type": event,
         "at": meta.at, "ip": meta.ip, "user_agent": meta.user_agent, "source": source, "details": details or {},
     }, sub.email) for sub, event, meta, details in items])
-    webhooks.on_consent_events(session, [(sub, SimpleNamespace(**row))
-                                         for (sub, *_), row in zip(items, rows, strict=True)])
+    if rows and webhooks.takes_consent_events(session, rows[0]["account_id"]):
+        webhooks.on_consent_events(session, [(sub, SimpleNamespace(**row))
+                                             for (sub, *_), row in zip(items, rows, strict=True)])
 
 
 def event_json(event: ConsentEvent, inclusion_proof: list[str] | None = None) -> dict:

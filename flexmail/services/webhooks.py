@@ -154,11 +154,8 @@ def on_consent_event(session, subscription, row) -> None:
 
 def on_consent_events(session, pairs: list) -> None:
     """``on_consent_event`` for many ``(subscription, event)`` pairs, one write per event type."""
-    if not pairs:
+    if not pairs or not takes_consent_events(session, pairs[0][0].account_id):
         return
-    wanted = {name for _, events in _endpoints(session, pairs[0][0].account_id) for name in events}
-    if not wanted.intersection(CONSENT_EVENTS.values()):
-        return  # no endpoint takes these: an import of an account without webhooks builds nothing
     by_type: dict[str, list] = {}
     for subscription, row in pairs:
         name = CONSENT_EVENTS.get(row.type)
@@ -168,6 +165,13 @@ def on_consent_events(session, pairs: list) -> None:
                  "status": subscription.status.value}, subscription.address_hash, subscription.email))
     for name, items in by_type.items():
         emit(session, pairs[0][0].account_id, name, at=pairs[0][1].at, items=items)
+
+
+def takes_consent_events(session, account_id: int) -> bool:
+    """Whether an endpoint of the account takes any ``subscription.*`` event (a bulk import of
+    an account without webhooks then builds nothing for them)."""
+    wanted = {name for _, events in _endpoints(session, account_id) for name in events}
+    return not wanted.isdisjoint(CONSENT_EVENTS.values())
 
 
 def emit(session, account_id: int | None, event_type: str, *, at, items: list[tuple[dict, str | None, str | None]]

@@ -161,8 +161,11 @@ def test_upload_is_stored_in_bounded_parts_and_read_back_as_one_stream(app, clie
     may straddle two parts), and the parts are deleted when the job is done."""
     from flexmail.extensions import db
     from flexmail.models import ContactImport, ContactImportPart, Subscription
-    from flexmail.services import contact_imports
+    from flexmail.services import contact_imports, jobs
 
+    held = []
+    enqueue = jobs.enqueue
+    monkeypatch.setattr(jobs, "enqueue", lambda actor, job_id: held.append((actor, job_id)))  # look first
     monkeypatch.setattr(contact_imports, "PART_BYTES", 50)
     monkeypatch.setattr(contact_imports, "BATCH", 3)
     lst = create_list()
@@ -178,6 +181,8 @@ def test_upload_is_stored_in_bounded_parts_and_read_back_as_one_stream(app, clie
             ContactImportPart.import_id == answer.json["id"]).order_by(ContactImportPart.part)).all()
         assert len(parts) == -(-len(body.encode()) // 50) and max(map(len, parts)) == 50
         assert b"".join(parts) == body.encode()
+    assert held == [("import_contacts", answer.json["id"])]
+    enqueue(*held[0])
     worker.drain()
     job = client.get(f"/api/v1/lists/{lst['id']}/imports/{answer.json['id']}", headers=account.headers).json
     assert (job["status"], job["subscribed"], job["rejected"], job["rows_done"]) == ("done", 7, 0, 7)
