@@ -6,6 +6,7 @@ from flexmail.models.bounces import BouncePolicy, BounceRecord, HookEndpoint, Ho
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerNode, LedgerTreeHead
 from flexmail.models.contact_imports import ContactImport, ContactImportPart
+from flexmail.models.dashboard import DashboardSession
 from flexmail.models.flood import FloodCounter
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.idempotency import IdempotencyRecord
@@ -29,6 +30,7 @@ __all__ = [
     "ContactImport",
     "ContactImportPart",
     "ConsentEvent",
+    "DashboardSession",
     "FloodCounter",
     "ForwardOptOut",
     "ForwardQuota",

@@ -1,7 +1,7 @@
 """contact import files in parts (not in the job row); webhook event numbers from a sequence
 
 Revision ID: d4e8b2a7c915
-Revises: c3f9a1d2e4b5
+Revises: d4a8b2c6e1f3
 Create Date: 2026-11-29 21:05:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd4e8b2a7c915'
-down_revision = 'c3f9a1d2e4b5'
+down_revision = 'd4a8b2c6e1f3'
 branch_labels = None
 depends_on = None
 
