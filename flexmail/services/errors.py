@@ -80,6 +80,11 @@ class NothingToResend(FlexmailError):
     status = 409
 
 
+class TooLarge(FlexmailError):
+    code = "payload_too_large"
+    status = 413
+
+
 class WrongForwardMode(FlexmailError):
     """A forward of the other mode than the list's: a friend's address posted to a list whose
     subscribers forward from their own mail program (or a count-only forward on a server-mode
