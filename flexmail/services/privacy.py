@@ -120,7 +120,8 @@ def erase_person(account_id: int, email: str, *, actor: Actor, meta: RequestMeta
         idempotency.forget_answers_naming(session, account_id, needles)
         audit.record(actor, "erasure", {"person": audit.address_ref(key), "subscriptions": len(subs),
                                         "suppression_id": suppression_id}, session=session, account_id=account_id)
-    purge_residue()
+        # After the commit (an idempotent request's included): SQLite cannot VACUUM inside it.
+        uow.after_commit(purge_residue)
     log.info("erasure in account %s for address %s: %s", account_id, key[:12], dict(counts))
     return {
         "subscriptions": len(subs),
