@@ -9,6 +9,7 @@ import os
 bind = os.environ.get("FLEXMAIL_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("FLEXMAIL_WEB_WORKERS", "4"))
 threads = int(os.environ.get("FLEXMAIL_WEB_THREADS", "4"))
+worker_connections = int(os.environ.get("FLEXMAIL_WEB_CONNECTIONS", "1000"))
 timeout = 30
 accesslog = "-"
 access_log_format = '"%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'

@@ -90,7 +90,7 @@ def count_confirmation(session, *, account_id: int, address_hash: str, ip_hash: 
         set_={"hits": table.c.hits + 1, "cap": stmt.excluded.cap},
         where=table.c.hits < stmt.excluded.cap,
     ).returning(table.c.key)
-    counted = set(session.execute(stmt).scalars())
+    counted = set(session.connection().execute(stmt).scalars())
     refused = [limit for limit in limits if limit.key not in counted]
     for limit in refused:
         if limit.message is not None:

@@ -27,11 +27,12 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import dramatiq
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from flexmail.clock import iso, now
 from flexmail.domain.consent import EventType, Status
@@ -62,7 +63,7 @@ def _enqueue(message_id: int) -> None:
     dramatiq.get_broker().get_actor("send_outbox").send(message_id)
 
 
-def add_confirmation(uow, sub: Subscription, *, signup_ip_hash: str | None, held: bool = False) -> OutboxMessage:
+def add_confirmation(uow, sub: Subscription, *, signup_ip_hash: str | None, held: bool = False) -> SimpleNamespace:
     """Queue a confirmation mail for ``sub`` inside the caller's transaction (due at once).
 
     ``held``: over the platform-wide cap for the address (``services.flood``); the row is
@@ -70,18 +71,23 @@ def add_confirmation(uow, sub: Subscription, *, signup_ip_hash: str | None, held
     """
     host = urlsplit(setting("PUBLIC_URL")).hostname or "localhost"
     at = now()
-    message = OutboxMessage(
+    values = dict(
         account_id=sub.account_id, subscription_id=sub.id, kind="confirmation",
         address_hash=sub.address_hash, signup_ip_hash=signup_ip_hash,
         message_id=f"<{secrets.token_hex(16)}@{host}>", created_at=at, next_attempt_at=at,
         status="held" if held else "pending",
     )
-    uow.session.add(message)
-    uow.session.flush()
-    message_pk = message.id
+    session = uow.session
+    if session.new or session.dirty:  # the row refers to ORM changes not written yet
+        session.flush()
+    # One Core INSERT ... RETURNING on the session's connection (no ORM object or flush).
+    message_pk = session.connection().execute(_INSERT_MESSAGE, values).scalar_one()
     if not held:
         uow.after_commit(lambda: _enqueue(message_pk))
-    return message
+    return SimpleNamespace(id=message_pk, **values)
+
+
+_INSERT_MESSAGE = insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id)
 
 
 def skip_pending_confirmations(uow, subscription_id: int, *, reason: str) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from flexmail.clock import now
@@ -39,7 +39,7 @@ from flexmail.services.errors import (
     ValidationFailed,
 )
 from flexmail.services.lists import get_list
-from flexmail.services.proof import record_event
+from flexmail.services.proof import record_applied, record_event
 from flexmail.services.rows import SUBSCRIPTION_COLUMNS, SubscriptionRow, brand_columns, pending_mails
 from flexmail.services.suppression_store import entries_for
 from flexmail.services.suppressions import (
@@ -106,12 +106,11 @@ def request_subscription(account_id: int, list_id: int, *, email: str, meta: Req
         ip_hash = hash_address_ip(meta.ip)
         held = flood.count_confirmation(uow.session, account_id=lst.account_id, address_hash=addr_hash,
                                         ip_hash=ip_hash)
-        record_event(uow.session, sub, EventType.SUBSCRIBE_REQUESTED, meta=meta, source=channel, applied=True,
-                     details={
-                         "consent_text": consent_text,
-                         "consent_text_sha256": hashlib.sha256(consent_text.encode()).hexdigest(),
-                         "form_source": source, "list_name": lst.name, "language": lst.language,
-                     })
+        record_applied(uow.session, sub, EventType.SUBSCRIBE_REQUESTED, meta=meta, source=channel, details={
+            "consent_text": consent_text,
+            "consent_text_sha256": hashlib.sha256(consent_text.encode()).hexdigest(),
+            "form_source": source, "list_name": lst.name, "language": lst.language,
+        })
         message_pk = outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash, held=held).id
     log.info("subscription %s pending; confirmation %s %s", sub.id, message_pk, "held" if held else "queued")
     return SubscribeResult(sub.id, sub.status, queued=True, subscription=sub)
@@ -125,15 +124,29 @@ def _upsert_pending(session, lst: MailingList, normalized: str, addr_hash: str, 
     a round that was already pending keeps its start (``pending_since``), any other state
     starts a new round. Returns ``None`` when the subscription is subscribed.
     """
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    statement = _UPSERT_PENDING.get(postgres)
+    if statement is None:
+        statement = _UPSERT_PENDING[postgres] = _upsert_statement(postgres)
+    return SubscriptionRow.of(connection.execute(statement, {
+        "account_id": lst.account_id, "list_id": lst.id, "email": normalized, "address_hash": addr_hash,
+        "consent_text": consent_text, "source": source, "language": lst.language, "at": at,
+    }).one_or_none())
+
+
+def _upsert_statement(postgres: bool):
+    """``_upsert_pending``'s statement, built once per backend."""
     table = Subscription.__table__
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).values(
-        account_id=lst.account_id, list_id=lst.id, email=normalized, address_hash=addr_hash,
-        status=Status.PENDING, consent_text=consent_text, source=source, language=lst.language,
+    at = bindparam("at", type_=table.c.created_at.type)
+    stmt = (postgresql.insert if postgres else sqlite.insert)(table).values(
+        account_id=bindparam("account_id"), list_id=bindparam("list_id"), email=bindparam("email"),
+        address_hash=bindparam("address_hash"), status=Status.PENDING, consent_text=bindparam("consent_text"),
+        source=bindparam("source"), language=bindparam("language"),
         created_at=at, requested_at=at, pending_since=at, updated_at=at,
     )
     new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[table.c.list_id, table.c.address_hash],
         set_={
             "email": new.email, "consent_text": new.consent_text, "source": new.source, "language": new.language,
@@ -145,7 +158,9 @@ def _upsert_pending(session, lst: MailingList, normalized: str, addr_hash: str, 
         # domain.consent: subscribe_requested is allowed from every state but subscribed.
         where=table.c.status != Status.SUBSCRIBED,
     ).returning(*table.c)
-    return SubscriptionRow.of(session.execute(stmt).one_or_none())
+
+
+_UPSERT_PENDING: dict[bool, object] = {}
 
 
 def hash_address_ip(ip: str | None) -> str | None:
@@ -192,6 +207,15 @@ def _load_link(token: str, *, purpose: Purpose = Purpose.CONFIRM, deciding: bool
     confirmation mail. ``deciding`` also reads what a decision needs: the round's channel
     and whether mails of the subscription still wait to be sent."""
     sid, oid = _decode(token, purpose=purpose, max_age=setting("CONFIRM_MAX_AGE"))
+    row = db.session.connection().execute(_LINK_DECIDING if deciding else _LINK,
+                                          {"subscription_id": sid, "outbox_id": oid}).one_or_none()
+    if row is None:
+        raise BadToken("invalid")
+    return SubscriptionRow.of(row)
+
+
+def _link_statement(*, deciding: bool):
+    """The one SELECT of a confirm/cancel link, built once (Core, run on the session's connection)."""
     columns = [*SUBSCRIPTION_COLUMNS, MailingList.name.label("list_name"), MailingList.sender_name,
                MailingList.confirm_redirect_url, OutboxMessage.id.label("outbox_id"), OutboxMessage.message_id,
                OutboxMessage.sent_at, OutboxMessage.created_at.label("mail_created_at"), *brand_columns()]
@@ -199,15 +223,17 @@ def _load_link(token: str, *, purpose: Purpose = Purpose.CONFIRM, deciding: bool
         columns += [pending_mails(), select(ConsentEvent.source).where(
             ConsentEvent.subscription_id == Subscription.id, ConsentEvent.type == EventType.SUBSCRIBE_REQUESTED,
         ).order_by(ConsentEvent.id.desc()).limit(1).correlate(Subscription).scalar_subquery().label("channel")]
-    row = db.session.execute(
+    return (
         select(*columns)
         .join(MailingList, MailingList.id == Subscription.list_id)
-        .join(OutboxMessage, (OutboxMessage.id == oid) & (OutboxMessage.subscription_id == Subscription.id))
-        .where(Subscription.id == sid)
-    ).one_or_none()
-    if row is None:
-        raise BadToken("invalid")
-    return SubscriptionRow.of(row)
+        .join(OutboxMessage, (OutboxMessage.id == bindparam("outbox_id"))
+              & (OutboxMessage.subscription_id == Subscription.id))
+        .where(Subscription.id == bindparam("subscription_id"))
+    )
+
+
+_LINK = _link_statement(deciding=False)
+_LINK_DECIDING = _link_statement(deciding=True)
 
 
 def _link_view(link: SubscriptionRow, *, status: Status | None = None, newly_confirmed=False) -> ConfirmLink:
@@ -252,13 +278,25 @@ def _fetch_count(subscription_id: int) -> int:
 def _decide(session, link: SubscriptionRow, to: Status, **values) -> bool:
     """Move a pending subscription of the link's round to ``to``; ``False`` when another
     request decided first or a new round began (guarded UPDATE: exactly one wins)."""
-    return bool(session.execute(
-        update(Subscription)
-        .where(Subscription.id == link.id, Subscription.status == Status.PENDING,
-               Subscription.pending_since == link.pending_since)
-        .values(status=to, updated_at=values.pop("at"), **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount)
+    if to == Status.SUBSCRIBED and set(values) == {"at", "confirmed_at"}:
+        return bool(session.connection().execute(_DECIDE_CONFIRMED, {
+            "subscription_id": link.id, "round_since": link.pending_since, "at": values["at"],
+            "decided_at": values["confirmed_at"]}).rowcount)
+    statement = (
+        update(Subscription.__table__)
+        .where(Subscription.id == bindparam("subscription_id"), Subscription.status == Status.PENDING,
+               Subscription.pending_since == bindparam("round_since"))
+        .values(status=to, updated_at=values.pop("at"), **values))
+    return bool(session.connection().execute(statement, {
+        "subscription_id": link.id, "round_since": link.pending_since}).rowcount)
+
+
+#: ``_decide``'s confirmation, built once.
+_DECIDE_CONFIRMED = (
+    update(Subscription.__table__)
+    .where(Subscription.id == bindparam("subscription_id"), Subscription.status == Status.PENDING,
+           Subscription.pending_since == bindparam("round_since"))
+    .values(status=Status.SUBSCRIBED, updated_at=bindparam("at"), confirmed_at=bindparam("decided_at")))
 
 
 def confirm_subscription(token: str, *, meta: RequestMeta, method: str) -> ConfirmLink:
@@ -291,7 +329,7 @@ def confirm_subscription(token: str, *, meta: RequestMeta, method: str) -> Confi
                       confirmed_at=meta.at)
         if won:
             since_sent = (meta.at - link.sent_at).total_seconds() if link.sent_at else None
-            record_event(uow.session, link, EventType.CONFIRMED, meta=meta, source="page", applied=True, details={
+            record_applied(uow.session, link, EventType.CONFIRMED, meta=meta, source="page", details={
                 "method": method, "message_id": link.message_id, "outbox_id": link.outbox_id,
                 "seconds_since_sent": round(since_sent, 1) if since_sent is not None else None,
             })

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flexmail.domain.consent import EventType, Status
@@ -33,7 +33,7 @@ from flexmail.services.context import RequestMeta, setting, signer
 from flexmail.services.errors import BadToken, RateLimited, Suppressed
 from flexmail.services.lists import get_list
 from flexmail.services.metrics import UNSUBSCRIBES
-from flexmail.services.proof import record_event
+from flexmail.services.proof import record_applied, record_event
 from flexmail.services.rows import (
     SUBSCRIPTION_COLUMNS,
     SubscriptionRow,
@@ -235,24 +235,18 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
     if all_lists:
         return _unsubscribe_all(subscription_id, meta=meta, method=method, details=details)
     with unit_of_work() as uow:
-        row = SubscriptionRow.of(uow.session.execute(
-            update(Subscription)
-            .where(Subscription.id == subscription_id, Subscription.status.in_(ACTIVE))
-            .values(status=Status.UNSUBSCRIBED, unsubscribed_at=meta.at, updated_at=meta.at)
-            .returning(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS, pending_mails())
-            .execution_options(synchronize_session=False)
-        ).one_or_none())
+        row = SubscriptionRow.of(uow.session.connection().execute(
+            _UNSUBSCRIBE_LINK, {"subscription_id": subscription_id, "at": meta.at}).one_or_none())
         if row is not None:
-            record_event(uow.session, row, EventType.UNSUBSCRIBED, meta=meta, source=method, applied=True,
-                         details={"method": method, "actor": ACTORS[method], **details})
+            record_applied(uow.session, row, EventType.UNSUBSCRIBED, meta=meta, source=method,
+                           details={"method": method, "actor": ACTORS[method], **details})
             uow.after_commit(UNSUBSCRIBES.labels(method).inc)  # (the link path's twin of _apply's count)
             if row.pending_mails:  # a confirmation still queued for this signup must not go out
                 outbox.skip_pending_confirmations(uow, row.id, reason="unsubscribed")
     won = row is not None
     if not won:  # a repeat, or a subscription that is gone: read what the page shows
-        row = SubscriptionRow.of(db.session.execute(
-            select(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS).where(Subscription.id == subscription_id)
-        ).one_or_none())
+        row = SubscriptionRow.of(db.session.connection().execute(
+            _READ_LINK, {"subscription_id": subscription_id}).one_or_none())
         if row is None:
             log.info("unsubscribe link for missing subscription %s (%s): nothing to do", subscription_id, method)
             return UnsubscribeLink(subscription_id, None)
@@ -264,6 +258,17 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
 _LIST_COLUMNS = tuple(list_column(column, label) for column, label in (
     (MailingList.name, "list_name"), (MailingList.sender_name, "sender_name"),
     (MailingList.language, "list_language"), (MailingList.consent_text, "list_consent_text"))) + brand_columns()
+
+#: The link's two statements, built once (Core, run on the session's connection: no ORM
+#: bulk-update machinery per request). The guarded UPDATE lets concurrent requests (a
+#: provider retrying, two clicks) race safely: exactly one gets the row back.
+_UNSUBSCRIBE_LINK = (
+    update(Subscription.__table__)
+    .where(Subscription.id == bindparam("subscription_id"), Subscription.status.in_(ACTIVE))
+    .values(status=Status.UNSUBSCRIBED, unsubscribed_at=bindparam("at"), updated_at=bindparam("at"))
+    .returning(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS, pending_mails())
+)
+_READ_LINK = select(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS).where(Subscription.id == bindparam("subscription_id"))
 
 
 def _decode(token: str) -> tuple[int, int | None]:
