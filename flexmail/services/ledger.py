@@ -57,17 +57,24 @@ def append(session, event: ConsentEvent, *, email: str | None) -> ConsentEvent:
 
 
 #: The columns a new event is written with (the rest keep their defaults or NULL).
-_NEW_EVENT_COLUMNS = ("account_id", "subscription_id", "list_id", "type", "at", "ip", "user_agent", "source",
+NEW_EVENT_COLUMNS = ("account_id", "subscription_id", "list_id", "type", "at", "ip", "user_agent", "source",
                       "details", "details_hash", "salt", "commitments", "content_hash")
 _INSERT_EVENT = insert(ConsentEvent.__table__)
+
+
+def event_values(*, email: str | None, **values) -> dict:
+    """The columns of a new event (``NEW_EVENT_COLUMNS``) with the hashes ``append`` computes,
+    for a statement that inserts it itself."""
+    event = _hash(SimpleNamespace(seq=None, prev_hash=None, **values), email)
+    return {name: getattr(event, name) for name in NEW_EVENT_COLUMNS}
 
 
 def append_row(connection, *, email: str | None, **values) -> SimpleNamespace:
     """``append`` on a Core connection, for the hot paths: the same hashes, one INSERT sent at
     once, and no ORM object, flush or identity map. Returns the event's values."""
-    event = _hash(SimpleNamespace(seq=None, prev_hash=None, **values), email)
-    connection.execute(_INSERT_EVENT, {name: getattr(event, name) for name in _NEW_EVENT_COLUMNS})
-    return event
+    row = event_values(email=email, **values)
+    connection.execute(_INSERT_EVENT, row)
+    return SimpleNamespace(**row)
 
 
 def append_many(session, events: list[tuple[ConsentEvent, str | None]]) -> None:

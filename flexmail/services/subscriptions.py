@@ -21,7 +21,7 @@ from flexmail.domain.suppression import PERSON_CHANNELS, blocking, person_may_ov
 from flexmail.domain.tokens import Purpose, TokenError
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription
-from flexmail.services import flood, outbox
+from flexmail.services import flood, ledger, outbox
 from flexmail.services.branding import Brand, brand_of_row
 from flexmail.services.context import (
     RequestMeta,
@@ -40,7 +40,15 @@ from flexmail.services.errors import (
 )
 from flexmail.services.lists import get_list
 from flexmail.services.proof import record_applied, record_event
-from flexmail.services.rows import SUBSCRIPTION_COLUMNS, SubscriptionRow, brand_columns, pending_mails
+from flexmail.services.rows import (
+    SUBSCRIPTION_COLUMNS,
+    SubscriptionRow,
+    brand_columns,
+    event_parameters,
+    has_webhooks,
+    pending_mails,
+    update_with_event,
+)
 from flexmail.services.suppression_store import entries_for
 from flexmail.services.suppressions import (
     add_suppression,
@@ -214,7 +222,7 @@ def _load_link(token: str, *, purpose: Purpose = Purpose.CONFIRM, deciding: bool
     return SubscriptionRow.of(row)
 
 
-def _link_statement(*, deciding: bool):
+def _link_statement(*, deciding: bool, one_statement: bool = False):
     """The one SELECT of a confirm/cancel link, built once (Core, run on the session's connection)."""
     columns = [*SUBSCRIPTION_COLUMNS, MailingList.name.label("list_name"), MailingList.sender_name,
                MailingList.confirm_redirect_url, OutboxMessage.id.label("outbox_id"), OutboxMessage.message_id,
@@ -223,6 +231,8 @@ def _link_statement(*, deciding: bool):
         columns += [pending_mails(), select(ConsentEvent.source).where(
             ConsentEvent.subscription_id == Subscription.id, ConsentEvent.type == EventType.SUBSCRIBE_REQUESTED,
         ).order_by(ConsentEvent.id.desc()).limit(1).correlate(Subscription).scalar_subquery().label("channel")]
+    if one_statement:
+        columns.append(has_webhooks())
     return (
         select(*columns)
         .join(MailingList, MailingList.id == Subscription.list_id)
@@ -234,6 +244,10 @@ def _link_statement(*, deciding: bool):
 
 _LINK = _link_statement(deciding=False)
 _LINK_DECIDING = _link_statement(deciding=True)
+_LINK_ONE_STATEMENT = _link_statement(deciding=True, one_statement=True)
+_CONFIRM_WITH_EVENT = update_with_event(
+    Subscription.status == Status.PENDING, Subscription.pending_since == bindparam("round_since"),
+    status=Status.SUBSCRIBED, updated_at=bindparam("changed_at"), confirmed_at=bindparam("changed_at"))
 
 
 def _link_view(link: SubscriptionRow, *, status: Status | None = None, newly_confirmed=False) -> ConfirmLink:
@@ -312,6 +326,10 @@ def confirm_subscription(token: str, *, meta: RequestMeta, method: str) -> Confi
     """
     if method not in ("button", "auto"):
         method = "button"
+    if db.engine.dialect.name == "postgresql":
+        confirmed = _confirm_in_one_statement(token, meta=meta, method=method)
+        if confirmed is not None:
+            return confirmed
     link = _load_link(token, deciding=True)
     if link.status == Status.SUBSCRIBED:
         return _link_view(link)
@@ -342,6 +360,46 @@ def confirm_subscription(token: str, *, meta: RequestMeta, method: str) -> Confi
         if status != Status.SUBSCRIBED:
             raise BadToken("expired", subscription_id=link.id)
         return _link_view(link, status=status)
+    log.info("subscription %s confirmed (%s)", link.id, method)
+    return _link_view(link, status=Status.SUBSCRIBED, newly_confirmed=True)
+
+
+def _confirm_in_one_statement(token: str, *, meta: RequestMeta, method: str) -> ConfirmLink | None:
+    """The common confirmation on PostgreSQL in three round trips and no explicit
+    transaction: the link and the suppression entries read in autocommit, then one statement
+    that confirms the round (guarded UPDATE) and inserts the event only if it won
+    (``rows.update_with_event``).
+
+    ``None`` when ``confirm_subscription``'s general path must decide: the link is not a
+    pending current round, the address has suppression entries (they may block, or be
+    lifted), the account has webhook endpoints, mails of the signup still wait, or another
+    request changed the row meanwhile.
+    """
+    sid, oid = _decode(token, purpose=Purpose.CONFIRM, max_age=setting("CONFIRM_MAX_AGE"))
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(_LINK_ONE_STATEMENT, {"subscription_id": sid, "outbox_id": oid}).one_or_none()
+        if row is None:
+            return None
+        link = SubscriptionRow.of(row)
+        if (link.status != Status.PENDING or not _round_is_current(link) or link.has_webhooks
+                or link.pending_mails):
+            return None
+        keys = [link.address_hash] + ([domain_key(link.email)] if link.email else [])
+        found = entries_for(link.account_id, keys, connection=connection)
+        if any(found.get(key) for key in keys):
+            return None
+        since_sent = (meta.at - link.sent_at).total_seconds() if link.sent_at else None
+        event = ledger.event_values(
+            email=link.email, account_id=link.account_id, subscription_id=link.id, list_id=link.list_id,
+            type=EventType.CONFIRMED, at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source="page", details={
+                "method": method, "message_id": link.message_id, "outbox_id": link.outbox_id,
+                "seconds_since_sent": round(since_sent, 1) if since_sent is not None else None,
+            })
+        won = connection.execute(_CONFIRM_WITH_EVENT, {
+            "the_subscription": link.id, "round_since": link.pending_since, "email_read": link.email,
+            "changed_at": meta.at, **event_parameters(event)}).first() is not None
+    if not won:
+        return None
     log.info("subscription %s confirmed (%s)", link.id, method)
     return _link_view(link, status=Status.SUBSCRIBED, newly_confirmed=True)
 

@@ -82,11 +82,12 @@ def _collect(rows) -> dict[str, list[Match]]:
     return found
 
 
-def entries_for(account_id: int, keys: Collection[str]) -> dict[str, list[Match]]:
-    """Entries in scope for the account (its own and platform-wide), by key. One query."""
+def entries_for(account_id: int, keys: Collection[str], *, connection=None) -> dict[str, list[Match]]:
+    """Entries in scope for the account (its own and platform-wide), by key. One query, on the
+    session's connection unless given another."""
     if not keys:
         return defaultdict(list)
-    connection = db.session.connection()
+    connection = connection or db.session.connection()
     postgres = connection.dialect.name == "postgresql"
     statement = _ENTRIES_FOR.get(postgres)
     if statement is None:

@@ -26,7 +26,7 @@ from flexmail.domain.tokens import Purpose, TokenError
 from flexmail.extensions import db
 from flexmail.mail.headers import LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, list_unsubscribe_headers
 from flexmail.models import ConsentEvent, MailingList, Subscription
-from flexmail.services import outbox
+from flexmail.services import ledger, outbox
 from flexmail.services.addressing import inbound_domain
 from flexmail.services.branding import Brand, brand_of_row
 from flexmail.services.context import RequestMeta, setting, signer
@@ -38,8 +38,11 @@ from flexmail.services.rows import (
     SUBSCRIPTION_COLUMNS,
     SubscriptionRow,
     brand_columns,
+    event_parameters,
+    has_webhooks,
     list_column,
     pending_mails,
+    update_with_event,
 )
 from flexmail.services.subscriptions import get_subscription, request_subscription
 from flexmail.services.suppressions import add_suppression
@@ -234,6 +237,10 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
         details["reason"] = reason
     if all_lists:
         return _unsubscribe_all(subscription_id, meta=meta, method=method, details=details)
+    if db.engine.dialect.name == "postgresql":
+        link = _unsubscribe_in_one_statement(subscription_id, meta=meta, method=method, details=details)
+        if link is not None:
+            return link
     with unit_of_work() as uow:
         row = SubscriptionRow.of(uow.session.connection().execute(
             _UNSUBSCRIBE_LINK, {"subscription_id": subscription_id, "at": meta.at}).one_or_none())
@@ -254,6 +261,41 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
     return _row_view(row, newly_unsubscribed=won)
 
 
+def _unsubscribe_in_one_statement(subscription_id: int, *, meta: RequestMeta, method: str,
+                                  details: dict) -> UnsubscribeLink | None:
+    """The link path on PostgreSQL in two round trips and no explicit transaction: read the
+    link (autocommit), then one statement that makes the guarded UPDATE and inserts the
+    event only if the UPDATE won (``WITH changed AS (UPDATE ...) INSERT ... SELECT FROM
+    changed``), atomic on its own. The event's hashes are computed from the row as read; the
+    UPDATE also requires the address to be the one read, so a concurrent erasure cannot
+    leave an event that commits to an address the row no longer has.
+
+    ``None`` when the general path must run instead: the account has webhook endpoints (their
+    deliveries go in the same transaction, ``services.webhooks``), a confirmation mail still
+    waits (it must be skipped too), or the row changed between the two statements.
+    """
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(_READ_LINK_FAST, {"subscription_id": subscription_id}).one_or_none()
+        if row is None or row.status not in ACTIVE:  # gone, or a repeat: nothing to write
+            return None if row is None else _row_view(SubscriptionRow.of(row), newly_unsubscribed=False)
+        if row.has_webhooks or row.pending_mails:
+            return None
+        sub = SubscriptionRow.of(row)
+        event = ledger.event_values(
+            email=sub.email, account_id=sub.account_id, subscription_id=sub.id, list_id=sub.list_id,
+            type=EventType.UNSUBSCRIBED, at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source=method,
+            details={"method": method, "actor": ACTORS[method], **details})
+        won = connection.execute(_UNSUBSCRIBE_WITH_EVENT, {
+            "the_subscription": sub.id, "email_read": sub.email, "changed_at": meta.at,
+            **event_parameters(event)}).first() is not None
+    if not won:
+        return None  # someone else changed the row meanwhile: the general path decides
+    UNSUBSCRIBES.labels(method).inc()
+    log.info("subscription %s unsubscribe via %s: done", sub.id, method)
+    sub.status = Status.UNSUBSCRIBED
+    return _row_view(sub, newly_unsubscribed=True)
+
+
 #: What the page shows of the list, read in the same statement as the subscription.
 _LIST_COLUMNS = tuple(list_column(column, label) for column, label in (
     (MailingList.name, "list_name"), (MailingList.sender_name, "sender_name"),
@@ -269,6 +311,13 @@ _UNSUBSCRIBE_LINK = (
     .returning(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS, pending_mails())
 )
 _READ_LINK = select(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS).where(Subscription.id == bindparam("subscription_id"))
+_READ_LINK_FAST = (select(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS, pending_mails(), has_webhooks())
+                   .where(Subscription.id == bindparam("subscription_id")))
+
+
+_UNSUBSCRIBE_WITH_EVENT = update_with_event(
+    Subscription.status.in_(ACTIVE),
+    status=Status.UNSUBSCRIBED, unsubscribed_at=bindparam("changed_at"), updated_at=bindparam("changed_at"))
 
 
 def _decode(token: str) -> tuple[int, int | None]:
