@@ -38,7 +38,7 @@ from flexmail.services.errors import (
     Suppressed,
     ValidationFailed,
 )
-from flexmail.services.lists import get_list
+from flexmail.services.lists import get_list, signup_list
 from flexmail.services.proof import record_applied, record_event
 from flexmail.services.rows import (
     SUBSCRIPTION_COLUMNS,
@@ -92,7 +92,7 @@ def request_subscription(account_id: int, list_id: int, *, email: str, meta: Req
     flood counters (before anything else is written, so a refusal costs little), the event,
     the outbox row.
     """
-    lst = get_list(account_id, list_id)
+    lst = signup_list(account_id, list_id)
     address = parse_address(email)
     consent_text = (consent_text or lst.consent_text or "").strip()
     if not consent_text:
