@@ -69,22 +69,33 @@ def add_confirmation(uow, sub: Subscription, *, signup_ip_hash: str | None, held
     ``held``: over the platform-wide cap for the address (``services.flood``); the row is
     kept with status ``held`` for the platform admin and never sent.
     """
-    host = urlsplit(setting("PUBLIC_URL")).hostname or "localhost"
-    at = now()
-    values = dict(
-        account_id=sub.account_id, subscription_id=sub.id, kind="confirmation",
-        address_hash=sub.address_hash, signup_ip_hash=signup_ip_hash,
-        message_id=f"<{secrets.token_hex(16)}@{host}>", created_at=at, next_attempt_at=at,
-        status="held" if held else "pending",
-    )
+    values = confirmation_values(sub, signup_ip_hash=signup_ip_hash, held=held)
     session = uow.session
     if session.new or session.dirty:  # the row refers to ORM changes not written yet
         session.flush()
     # One Core INSERT ... RETURNING on the session's connection (no ORM object or flush).
     message_pk = session.connection().execute(_INSERT_MESSAGE, values).scalar_one()
+    enqueue_after_commit(uow, message_pk, held=held)
+    return SimpleNamespace(id=message_pk, **values)
+
+
+def confirmation_values(sub, *, signup_ip_hash: str | None, held: bool) -> dict:
+    """The columns of a new confirmation mail (``add_confirmation``), for a caller that
+    inserts it within a statement of its own."""
+    host = urlsplit(setting("PUBLIC_URL")).hostname or "localhost"
+    at = now()
+    return dict(
+        account_id=sub.account_id, subscription_id=sub.id, kind="confirmation",
+        address_hash=sub.address_hash, signup_ip_hash=signup_ip_hash,
+        message_id=f"<{secrets.token_hex(16)}@{host}>", created_at=at, next_attempt_at=at,
+        status="held" if held else "pending",
+    )
+
+
+def enqueue_after_commit(uow, message_pk: int, *, held: bool) -> None:
+    """A new mail goes to the broker once its row is committed (a held one never)."""
     if not held:
         uow.after_commit(lambda: _enqueue(message_pk))
-    return SimpleNamespace(id=message_pk, **values)
 
 
 _INSERT_MESSAGE = insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id)

@@ -11,8 +11,9 @@ import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from flexmail.clock import now
@@ -21,7 +22,7 @@ from flexmail.domain.suppression import PERSON_CHANNELS, blocking, person_may_ov
 from flexmail.domain.tokens import Purpose, TokenError
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription
-from flexmail.services import flood, ledger, outbox
+from flexmail.services import flood, ledger, outbox, webhooks
 from flexmail.services.branding import Brand, brand_of_row
 from flexmail.services.context import (
     RequestMeta,
@@ -114,14 +115,46 @@ def request_subscription(account_id: int, list_id: int, *, email: str, meta: Req
         ip_hash = hash_address_ip(meta.ip)
         held = flood.count_confirmation(uow.session, account_id=lst.account_id, address_hash=addr_hash,
                                         ip_hash=ip_hash)
-        record_applied(uow.session, sub, EventType.SUBSCRIBE_REQUESTED, meta=meta, source=channel, details={
+        details = {
             "consent_text": consent_text,
             "consent_text_sha256": hashlib.sha256(consent_text.encode()).hexdigest(),
             "form_source": source, "list_name": lst.name, "language": lst.language,
-        })
-        message_pk = outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash, held=held).id
+        }
+        connection = uow.session.connection()
+        if connection.dialect.name == "postgresql":
+            # The event and the mail in one statement (two INSERTs, one round trip).
+            event = ledger.event_values(
+                email=sub.email, account_id=sub.account_id, subscription_id=sub.id, list_id=sub.list_id,
+                type=EventType.SUBSCRIBE_REQUESTED, at=meta.at, ip=meta.ip, user_agent=meta.user_agent,
+                source=channel, details=details)
+            webhooks.on_consent_event(uow.session, sub, SimpleNamespace(**event))
+            mail = outbox.confirmation_values(sub, signup_ip_hash=ip_hash, held=held)
+            message_pk = connection.execute(_EVENT_AND_MAIL, {
+                **event_parameters(event), **{f"m_{name}": value for name, value in mail.items()}}).scalar_one()
+            outbox.enqueue_after_commit(uow, message_pk, held=held)
+        else:
+            record_applied(uow.session, sub, EventType.SUBSCRIBE_REQUESTED, meta=meta, source=channel,
+                           details=details)
+            message_pk = outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash, held=held).id
     log.info("subscription %s pending; confirmation %s %s", sub.id, message_pk, "held" if held else "queued")
     return SubscribeResult(sub.id, sub.status, queued=True, subscription=sub)
+
+
+def _event_and_mail():
+    """``request_subscription``'s event and confirmation mail in one statement (PostgreSQL):
+    ``WITH event AS (INSERT INTO consent_events ...) INSERT INTO outbox ... RETURNING id``."""
+    events, mails = ConsentEvent.__table__, OutboxMessage.__table__
+    event = (insert(events).values({name: bindparam(f"e_{name}", type_=events.c[name].type)
+                                    for name in ledger.NEW_EVENT_COLUMNS})
+             .returning(events.c.id).cte("event"))
+    names = ("account_id", "subscription_id", "kind", "address_hash", "signup_ip_hash", "message_id", "created_at",
+             "next_attempt_at", "status")
+    values = {name: bindparam(f"m_{name}", type_=mails.c[name].type) for name in names}
+    # Column defaults are not filled in for an INSERT carrying a CTE: the one with a default, here.
+    return insert(mails).values(**values, attempts=0).add_cte(event).returning(mails.c.id)
+
+
+_EVENT_AND_MAIL = _event_and_mail()
 
 
 def _upsert_pending(session, lst: MailingList, normalized: str, addr_hash: str, *, consent_text: str,

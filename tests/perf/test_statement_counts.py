@@ -28,6 +28,9 @@ ONE_CLICK_REPEAT = 2
 # makes the guarded UPDATE and inserts the event (``rows.update_with_event``): no BEGIN and
 # COMMIT round trips either (psycopg sends those itself, so they are not counted here).
 if BACKEND == "postgres":
+    #: list; suppression entries; subscription upsert; flood counters; event and outbox row in
+    #: one statement (``WITH event AS (INSERT ...) INSERT INTO outbox``).
+    SUBSCRIBE = 5
     #: the link (subscription + list + mail + whether the account has webhooks); suppression
     #: entries; UPDATE-and-event.
     CONFIRM = 3
