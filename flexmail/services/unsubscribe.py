@@ -35,6 +35,7 @@ from flexmail.services.lists import get_list
 from flexmail.services.metrics import UNSUBSCRIBES
 from flexmail.services.proof import record_applied, record_event
 from flexmail.services.rows import (
+    BRAND_FIELDS,
     SUBSCRIPTION_COLUMNS,
     SubscriptionRow,
     brand_columns,
@@ -311,8 +312,25 @@ _UNSUBSCRIBE_LINK = (
     .returning(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS, pending_mails())
 )
 _READ_LINK = select(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS).where(Subscription.id == bindparam("subscription_id"))
-_READ_LINK_FAST = (select(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS, pending_mails(), has_webhooks())
-                   .where(Subscription.id == bindparam("subscription_id")))
+def _read_link_joined():
+    """The one-statement path's read: the same columns as ``_READ_LINK`` (same labels), the
+    list joined once instead of a scalar subquery per column (a plain SELECT may join; the
+    UPDATE ... RETURNING of the general path may not on SQLite), plus what decides the path."""
+    from flexmail.models import ListLogo
+
+    listed = [(MailingList.name, "list_name"), (MailingList.sender_name, "sender_name"),
+              (MailingList.language, "list_language"), (MailingList.consent_text, "list_consent_text"),
+              *((getattr(MailingList, name), f"brand_{name}") for name in BRAND_FIELDS)]
+    return (
+        select(*SUBSCRIPTION_COLUMNS, *(column.label(label) for column, label in listed),
+               ListLogo.sha256.label("brand_logo_sha"), pending_mails(), has_webhooks())
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .outerjoin(ListLogo, ListLogo.list_id == Subscription.list_id)
+        .where(Subscription.id == bindparam("subscription_id"))
+    )
+
+
+_READ_LINK_FAST = _read_link_joined()
 
 
 _UNSUBSCRIBE_WITH_EVENT = update_with_event(
