@@ -21,7 +21,7 @@ from flexmail.domain.consent import EventType, Status, next_status
 from flexmail.domain.suppression import PERSON_CHANNELS, blocking, person_may_override
 from flexmail.domain.tokens import Purpose, TokenError
 from flexmail.extensions import db
-from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription
+from flexmail.models import ConsentEvent, ListLogo, MailingList, OutboxMessage, Subscription
 from flexmail.services import flood, ledger, outbox, webhooks
 from flexmail.services.branding import Brand, brand_of_row
 from flexmail.services.context import (
@@ -42,9 +42,9 @@ from flexmail.services.errors import (
 from flexmail.services.lists import get_list, signup_list
 from flexmail.services.proof import record_applied, record_event
 from flexmail.services.rows import (
+    BRAND_FIELDS,
     SUBSCRIPTION_COLUMNS,
     SubscriptionRow,
-    brand_columns,
     event_parameters,
     has_webhooks,
     pending_mails,
@@ -259,7 +259,10 @@ def _link_statement(*, deciding: bool, one_statement: bool = False):
     """The one SELECT of a confirm/cancel link, built once (Core, run on the session's connection)."""
     columns = [*SUBSCRIPTION_COLUMNS, MailingList.name.label("list_name"), MailingList.sender_name,
                MailingList.confirm_redirect_url, OutboxMessage.id.label("outbox_id"), OutboxMessage.message_id,
-               OutboxMessage.sent_at, OutboxMessage.created_at.label("mail_created_at"), *brand_columns()]
+               OutboxMessage.sent_at, OutboxMessage.created_at.label("mail_created_at"),
+               # The branding from the joined list (not a scalar subquery per column).
+               *(getattr(MailingList, name).label(f"brand_{name}") for name in BRAND_FIELDS),
+               ListLogo.sha256.label("brand_logo_sha")]
     if deciding:
         columns += [pending_mails(), select(ConsentEvent.source).where(
             ConsentEvent.subscription_id == Subscription.id, ConsentEvent.type == EventType.SUBSCRIBE_REQUESTED,
@@ -271,6 +274,7 @@ def _link_statement(*, deciding: bool, one_statement: bool = False):
         .join(MailingList, MailingList.id == Subscription.list_id)
         .join(OutboxMessage, (OutboxMessage.id == bindparam("outbox_id"))
               & (OutboxMessage.subscription_id == Subscription.id))
+        .outerjoin(ListLogo, ListLogo.list_id == Subscription.list_id)
         .where(Subscription.id == bindparam("subscription_id"))
     )
 
