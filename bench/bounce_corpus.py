@@ -3,9 +3,11 @@
 Prints, for both on the same files: recall of the records that must suppress (hard,
 complaint, opt-out for the right recipient) and the share of soft/ignore records that
 would suppress someone. flufl.bounce has no classes: its "permanent" set counts as
-suppressing (as Mailman would score it). ``--tiny`` reads one file per sender family.
+suppressing (as Mailman would score it). ``--tiny`` reads one file per sender family;
+``--list`` also prints, per record, where flexmail disagrees with expected.csv (a missed
+suppression or an over-suppression, with the reason and diagnostic it read).
 
-    .venv/bin/python bench/bounce_corpus.py [--tiny]
+    .venv/bin/python bench/bounce_corpus.py [--tiny] [--list]
 """
 
 from __future__ import annotations
@@ -38,6 +40,26 @@ def flufl(raw: bytes) -> set[str]:
     except Exception:
         return set()
     return {(a.decode("utf-8", "replace") if isinstance(a, bytes) else a).lower().replace('"', "") for a in permanent}
+
+
+def disagreements(rows) -> None:
+    """Each record where flexmail's verdict differs from expected.csv, grouped by kind."""
+    reports = {name: classify_message((ROOT / "mail" / name).read_bytes()) for name in {r["file"] for r in rows}}
+    for kind, wanted in (("missed", ("hard", "complaint", "opt-out")), ("over-suppressed", ("soft", "ignore",
+                                                                                          "ignore-fb"))):
+        print(f"\n{kind}:")
+        for row in rows:
+            if row["expected"] not in wanted:
+                continue
+            report = reports[row["file"]]
+            results = report.results if report else ()
+            recipient = row["recipient"].lower().replace('"', "")
+            mine = [r for r in results if (r.recipient or "*").lower().replace('"', "") in (recipient, "*")]
+            suppressed = any(r.bounce_class in SUPPRESSING for r in mine)
+            if suppressed == (kind == "over-suppressed"):
+                got = "; ".join(f"{r.reason}/{r.bounce_class.value} {r.status or ''} {(r.diagnostic or '')[:90]}"
+                                for r in mine) or "no result"
+                print(f"  {row['file']:<30} expected {row['expected']} ({row['reason']}): {got}")
 
 
 def score(rows, files, fn) -> tuple[float, float, float]:
@@ -73,6 +95,8 @@ def main() -> None:
     for name, fn in (("flexmail", ours), ("flufl.bounce", flufl)):
         recall, over, elapsed = score(rows, files, fn)
         print(f"{name:<14}{recall:>10.1%}{over:>20.1%}{elapsed:>10.2f}")
+    if "--list" in sys.argv:
+        disagreements(rows)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ SIZES = {
     "sequential_subscribe": ["--requests", "300", "--repeat", "2", "--pending", "1000000"],
     "suppression_check": ["--entries", "1000000", "--checks", "100000", "--repeat", "3"],
     "proof_export": ["--events", "1000000"],
+    "dashboard_funnel": ["--events", "1000000", "--repeat", "3"],
 }
 #: Order of the run: the longest-known first, unknown ones after, by name.
 ORDER = ["http_paths", "sequential_subscribe", "proof_export", "suppression_check"]

@@ -52,6 +52,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     api.init_app(app)
     public.init_app(app)
+    from flexmail import dashboard
+
+    dashboard.init_app(app)
     observability.init_app(app)  # /ready, /metrics, request timing
 
     from flexmail import cli

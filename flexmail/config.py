@@ -83,6 +83,9 @@ DEFAULTS = {
     # hands received mail to; None -> the endpoint is off.
     "INBOUND_TOKEN": None,
     "LOG_LEVEL": "INFO",
+    # Development mode (``./dev run`` sets FLEXMAIL_DEV_MODE=1): with the Maildir transport it
+    # adds the development mailbox at /dev/mail. Off in production and in tests.
+    "DEV_MODE": False,
     # Forward to a friend (standards H): link lifetime, abuse limits, delivery retries.
     "FORWARD_MAX_AGE": 90 * 24 * 3600,
     "FORWARD_PER_TOKEN_PER_DAY": 3,
@@ -115,6 +118,10 @@ DEFAULTS = {
     "METRICS_TOKEN": None,
     "METRICS_LOOPBACK": True,
     "WORKER_METRICS": False,
+    # The read-only dashboard (/dashboard): how long a sign-in lasts at most, and how many
+    # sign-in attempts one client may make (Flask-Limiter syntax).
+    "DASHBOARD_SESSION_SECONDS": 8 * 3600,
+    "DASHBOARD_SIGNIN_RATE_LIMIT": "10 per minute;50 per hour",
 }
 
 _INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}

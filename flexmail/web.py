@@ -110,11 +110,13 @@ class FlexmailRequest(Request):
 
 
 def security_headers(response):
-    """Set the security headers on every response; a view's own CSP is kept (the API docs
-    page sets a stricter one of its own, ``api.docs.CSP``)."""
+    """Set the security headers on every response; a view's own CSP and X-Frame-Options are
+    kept (the API docs page sets a stricter CSP of its own, ``api.docs.CSP``; the development
+    mailbox lets its own page frame a mail's HTML part)."""
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
+    # Only the development mailbox's framed mail part sets its own (SAMEORIGIN).
+    response.headers.setdefault("X-Frame-Options", "DENY")
     # Token URLs (confirm, unsubscribe, forward) must not leak through Referer; nothing else
     # needs to send one either.
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -74,7 +74,12 @@ class Vocabulary:
 
 
 class VisibleText(HTMLParser):
-    """The text a person sees (title included), without scripts, styles and the language switch."""
+    """The text a person sees (title included), without scripts, styles and the language switch.
+
+    A part marked with a ``lang`` of its own other than the page's (WCAG 3.1.2, "language of
+    parts": the development mailbox shows a German mail's subject on its English page) is
+    left out: it is announced in its own language, which is what the check is about.
+    """
 
     SKIP = {"script", "style"}
     BLOCKS = {"title", "h1", "h2", "p", "label", "button", "legend", "li", "a", "strong", "span", "blockquote"}
@@ -92,7 +97,9 @@ class VisibleText(HTMLParser):
             self.html_lang = attrs.get("lang")
         if tag in ("br", "img", "input", "meta", "link"):
             return
-        skip = tag in self.SKIP or "data-language-switch" in attrs or attrs.get("aria-hidden") == "true"
+        own_lang = tag != "html" and attrs.get("lang") not in (None, self.html_lang)
+        skip = (tag in self.SKIP or "data-language-switch" in attrs or attrs.get("aria-hidden") == "true"
+                or own_lang)
         self._stack.append((tag, skip))
         self._skip += skip
         if tag in self.BLOCKS:
@@ -185,6 +192,11 @@ def every_page(client, account, worker, maildir, lst: dict, lang: str) -> list[P
     visit("forward-stop", "GET", stop_path, headers=browser)
     visit("forward-stopped", "POST", stop_path, headers=browser)
     visit("forward-bad-link", "GET", "/forward/not-a-token", 404, headers=browser)
+    # The list switched to client mode: the same link opens the forwarder's own mail program.
+    client.patch(f"/api/v1/lists/{list_id}", json={"forward_mode": "client"}, headers=account.headers)
+    fwd_client = visit("forward-client", "GET", forward_path)
+    visit("forward-client-refused", "POST", forward_path, 409,
+          data={"csrf_token": _csrf(fwd_client.html), "friend": [f"friend.{lang}@example.org"]})
 
     detail = client.get(f"/api/v1/subscriptions/{subscription_id}", headers=account.headers).json
     unsubscribe_path = "/unsubscribe/" + token_of(detail["unsubscribe_url"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -27,6 +29,14 @@ def _large_body():
     """Only this blueprint's POST takes files of up to a million rows."""
     if request.method == "POST":
         request.max_content_length = current_app.config["CONTACT_IMPORT_MAX_BYTES"]
+
+
+def _body():
+    """The upload as a stream, read in chunks by the service. With an ``Idempotency-Key`` the
+    body was already read (and cached) to fingerprint the request, so it is read from there."""
+    if request.headers.get("Idempotency-Key") is not None:
+        return io.BytesIO(request.get_data(cache=True))
+    return request.stream
 
 
 class ImportResult(Out):
@@ -74,8 +84,8 @@ class ContactImports(MethodView):
         (``email``, ``signup_at``, ``signup_ip``, ``user_agent``, ``form_url``) becomes
         pending with a confirmation mail; anything else is refused. Suppressed addresses are
         skipped; addresses on the list are left alone, so the same file twice changes nothing."""
-        content = request.get_data(cache=False)
-        job = contact_imports.create_import(current_principal().account_id, list_id, content)
+        job = contact_imports.create_import(current_principal().account_id, list_id, _body(),
+                                            max_bytes=current_app.config["CONTACT_IMPORT_MAX_BYTES"])
         return contact_imports.import_json(job)
 
 

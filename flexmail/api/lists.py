@@ -40,7 +40,7 @@ class OneList(MethodView):
     @blp.arguments(ListPatch)
     @blp.response(200, ListOut)
     def patch(self, data, list_id):
-        """Change the list's language and branding; omitted fields stay, null clears one."""
+        """Change the list's language, branding and forward mode; omitted fields stay, null clears one."""
         return lists.update_branding(current_principal().account_id, list_id, **data)
 
 

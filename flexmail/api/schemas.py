@@ -12,6 +12,7 @@ from marshmallow import fields, validate
 from flexmail.clock import iso
 from flexmail.domain import text
 from flexmail.domain.consent import EventType, Status
+from flexmail.domain.forwarding import FORWARD_MODES
 from flexmail.domain.languages import SUPPORTED as LANGUAGES
 from flexmail.domain.text import control_character_fields
 
@@ -73,6 +74,12 @@ SCOPES = ["marketer", "compliance", "admin"]
 STATUSES = [s.value for s in Status]
 
 
+_FORWARD_MODE = ("How subscribers forward a campaign to friends: `server`, Flexmail sends each friend a mail; "
+                 "`client`, the forward page opens the subscriber's own mail program with the message prepared, "
+                 "so no friend's address reaches Flexmail (German courts treat server-sent recommendations as "
+                 "the sender's advertising). Forwards are counted alike in both.")
+
+
 class ListIn(StrictSchema):
     name = fields.String(required=True, validate=[validate.Length(1, 200), _no_breaks])
     sender_name = fields.String(required=True, validate=[validate.Length(1, 200), _no_breaks])
@@ -89,12 +96,15 @@ class ListIn(StrictSchema):
     postal_address = fields.String(allow_none=True, validate=validate.Length(max=500))
     contact_email = fields.String(allow_none=True, validate=validate.Length(max=254), metadata=_email())
     privacy_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
+    forward_mode = fields.String(load_default="server", validate=validate.OneOf(FORWARD_MODES),
+                                 metadata={"description": _FORWARD_MODE})
 
 
 class ListPatch(StrictSchema):
-    """Language and branding of a list; omitted fields stay, ``null`` clears one."""
+    """Language, branding and forward mode of a list; omitted fields stay, ``null`` clears one."""
 
     language = fields.String(validate=validate.OneOf(LANGUAGES))
+    forward_mode = fields.String(validate=validate.OneOf(FORWARD_MODES), metadata={"description": _FORWARD_MODE})
     logo_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
     accent_color = fields.String(allow_none=True, validate=validate.Regexp(r"^#[0-9a-fA-F]{6}$"))
     postal_address = fields.String(allow_none=True, validate=validate.Length(max=500))
@@ -114,6 +124,7 @@ class ListOut(Out):
     postal_address = fields.String(allow_none=True)
     contact_email = fields.String(allow_none=True, metadata=_email())
     privacy_url = fields.String(allow_none=True, metadata=_uri())
+    forward_mode = fields.String(validate=validate.OneOf(FORWARD_MODES), metadata={"description": _FORWARD_MODE})
     #: Our URL of the stored logo (never the marketer's source URL), or null.
     logo_url = fields.Function(
         lambda obj: f"{current_app.config['PUBLIC_URL']}{obj.logo_path}" if obj.logo_path else None, allow_none=True,

@@ -31,7 +31,7 @@ class WebhookOut(Out):
     url = fields.String(metadata={"format": "uri"})
     events = fields.List(fields.String(validate=validate.OneOf(EVENTS)))
     created_at = UTC()
-    #: The sequence number of the endpoint's latest delivery (0: none yet).
+    #: The largest event number (``sequence``) delivered or queued for this endpoint (0: none yet).
     last_sequence = fields.Integer()
 
 
@@ -58,6 +58,9 @@ class DeliveryData(Out):
     reason = fields.String(allow_none=True)
     source = fields.String(allow_none=True)
     domain = fields.String(allow_none=True)
+    #: ``account`` (the account's own entry) or ``global`` (a platform-wide entry: its reason
+    #: and source are the operator's and are not shown).
+    scope = fields.String(allow_none=True, validate=validate.OneOf(["account", "global"]))
     subscription_ids = fields.List(fields.Integer(), allow_none=True)
     #: Only where the account holds the address; never after the person's erasure.
     email = fields.String(allow_none=True, metadata={"format": "email"})
@@ -67,7 +70,10 @@ class DeliveryOut(Out):
     id = fields.Integer()
     #: ``webhook-id``: the same on every attempt and replay.
     message_id = fields.String()
-    #: Per endpoint, from 1, without gaps: deliveries arrive in this order.
+    #: The event's number, also in the body: the events of one subscription (and of one
+    #: suppression entry) carry increasing numbers in the order they happened; the same
+    #: event has the same number at every endpoint. Numbers are shared by all subscriptions
+    #: and may skip: order by them, do not count them.
     sequence = fields.Integer()
     event_type = fields.String(validate=validate.OneOf(EVENTS))
     occurred_at = UTC()

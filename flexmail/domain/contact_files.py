@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import ipaddress
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -48,15 +48,23 @@ def _name(header: str) -> str:
     return ALIASES.get(key, key)
 
 
-def read_records(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
+def read_records(lines: Iterable[str]) -> Iterator[tuple[int, dict | None, str | None]]:
     """``(line, {field: value}, problem)`` for every data line of a CSV (with a header) or
-    JSON Lines text (detected by a first line starting with ``{``)."""
-    stream = io.StringIO(text, newline="")
-    first = next((raw for raw in stream if raw.strip()), "")
+    JSON Lines file (detected by a first line starting with ``{``), read incrementally from
+    ``lines`` (a text file opened with ``newline=""``, or a list of lines)."""
+    lines = iter(lines)
+    leading = []
+    first = ""
+    for raw in lines:
+        leading.append(raw)
+        if raw.strip():
+            first = raw
+            break
     if not first:
         return
+    stream = itertools.chain(leading, lines)
     if first.lstrip().startswith("{"):
-        for number, raw in enumerate(io.StringIO(text), start=1):
+        for number, raw in enumerate(stream, start=1):
             if not raw.strip():
                 continue
             try:
@@ -70,7 +78,6 @@ def read_records(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
             yield number, {_name(str(k)): v for k, v in record.items()}, None
         return
     layout = detect(first.rstrip("\r\n"))
-    stream.seek(0)
     reader = csv.reader(stream, delimiter=layout.delimiter)
     header, previous_end = None, 0
     while True:
@@ -92,6 +99,11 @@ def read_records(text: str) -> Iterator[tuple[int, dict | None, str | None]]:
                 return
             continue
         yield start, {name: cells[i] for i, name in enumerate(header) if i < len(cells)}, None
+
+
+def count_records(lines: Iterable[str]) -> int:
+    """How many data records ``read_records`` yields for ``lines``, without classifying them."""
+    return sum(1 for _ in read_records(lines))
 
 
 def _time(value, name: str, now: dt.datetime) -> dt.datetime:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html as html_module
 import re
 import unicodedata
+from urllib.parse import quote
 
 import idna
 import nh3
@@ -22,6 +23,36 @@ MAX_FRIENDS = 5
 MAX_NAME = 64
 MAX_NOTE = 512
 LINK_REMOVED = "[link removed]"
+
+#: How a list's subscribers forward (standards H2): ``server``, we send the friends a mail;
+#: ``client``, the page opens the forwarder's own mail program and we never see a friend.
+SERVER, CLIENT = "server", "client"
+FORWARD_MODES = (SERVER, CLIENT)
+#: Campaign text put into a prepared mail's body: mail programs and operating systems cut
+#: long mailto: links (about 2,000 characters on Windows), so a campaign without a web page
+#: is given in its first lines only.
+MAILTO_MAX_TEXT = 1200
+
+
+def _mailto_value(value: str) -> str:
+    """RFC 6068: line breaks as CRLF, then UTF-8 percent-encoded, everything but the
+    unreserved characters (so ``% / ? # [ ] & ; =`` and space are encoded, space as %20)."""
+    crlf = value.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+    return quote(crlf, safe="", encoding="utf-8")
+
+
+def mailto_link(*, subject: str, body: str) -> str:
+    """A ``mailto:`` URI with no recipient (the forwarder chooses them in their mail program),
+    and the given subject and body (RFC 6068 section 2, 5)."""
+    return f"mailto:?subject={_mailto_value(subject)}&body={_mailto_value(body)}"
+
+
+def shorten(text: str, limit: int = MAILTO_MAX_TEXT) -> str:
+    """``text`` cut at a word boundary before ``limit`` characters, with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(None, 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip() + " …"
 
 #: A scheme URL (any scheme: http, ftp, javascript, data...), a "www." host, an address,
 #: or a bare host name with a top-level label of letters or punycode ("cheap-pills.example/x",

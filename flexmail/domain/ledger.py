@@ -46,7 +46,7 @@ def commitment(pepper: str, salt: str, field: str, value: str | None) -> str | N
     if value is None:
         return None
     message = f"{salt}\x1f{field}\x1f{value}".encode()
-    return hmac.new(pepper.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.digest(pepper.encode(), message, "sha256").hex()
 
 
 def commitments(pepper: str, salt: str, values: dict[str, str | None]) -> dict[str, str | None]:

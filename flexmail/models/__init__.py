@@ -5,7 +5,8 @@ from flexmail.models.audit import AuditEntry
 from flexmail.models.bounces import BouncePolicy, BounceRecord, HookEndpoint, HookEventSeen
 from flexmail.models.campaigns import Campaign
 from flexmail.models.consent_events import ConsentEvent, LedgerNode, LedgerTreeHead
-from flexmail.models.contact_imports import ContactImport
+from flexmail.models.contact_imports import ContactImport, ContactImportPart
+from flexmail.models.dashboard import DashboardSession
 from flexmail.models.flood import FloodCounter
 from flexmail.models.forwarding import CampaignForwardDay, ForwardOptOut, ForwardQuota
 from flexmail.models.idempotency import IdempotencyRecord
@@ -27,7 +28,9 @@ __all__ = [
     "Campaign",
     "CampaignForwardDay",
     "ContactImport",
+    "ContactImportPart",
     "ConsentEvent",
+    "DashboardSession",
     "FloodCounter",
     "ForwardOptOut",
     "ForwardQuota",

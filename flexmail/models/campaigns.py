@@ -35,9 +35,10 @@ class Campaign(db.Model):
     #: The campaign's HTML as sanitised on creation (no script, style element, event handler
     #: or non-http(s) link): it is shown to friends in a forward.
     html: Mapped[str | None] = mapped_column(Text)
-    #: Forward submissions that were accepted (each names one to five friends).
+    #: Forwards that were accepted: a form naming one to five friends (server mode), or a press of
+    #: "open my mail program" (client mode, friends unknown to us).
     forwards: Mapped[int] = mapped_column(default=0, server_default="0")
-    #: Friends a forward mail was queued for (suppressed friends are not counted).
+    #: Friends a forward mail was queued for (suppressed friends are not counted; none in client mode).
     forwarded_recipients: Mapped[int] = mapped_column(default=0, server_default="0")
     #: Forward mails dropped after their last delivery attempt failed (not shown to the marketer).
     forwards_failed: Mapped[int] = mapped_column(default=0, server_default="0")

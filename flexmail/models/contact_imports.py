@@ -13,7 +13,7 @@ from flexmail.models.types import UTCDateTime
 class ContactImport(db.Model):
     """A contact file being imported into a list by a worker, with its progress.
 
-    Like ``SuppressionImport``: the file is kept here only until the job is done, batches
+    The file is kept, in parts (``ContactImportPart``), only until the job is done; batches
     commit with the progress, a retried job resumes after the last committed line, and
     rows are reported by line number and reason, never by content.
     """
@@ -26,7 +26,6 @@ class ContactImport(db.Model):
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"))
     #: queued -> running -> done
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     size_bytes: Mapped[int] = mapped_column(default=0)
     total_rows: Mapped[int | None]
     lines_done: Mapped[int] = mapped_column(default=0)
@@ -47,3 +46,18 @@ class ContactImport(db.Model):
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ContactImportPart(db.Model):
+    """One part (up to ``services.contact_imports.PART_BYTES``) of an uploaded contact file.
+
+    The upload is stored in bounded parts so that neither the request, the job row nor the
+    worker ever holds the whole file in memory; the worker reads the parts in order as one
+    stream, and they are deleted when the job is done.
+    """
+
+    __tablename__ = "contact_import_parts"
+
+    import_id: Mapped[int] = mapped_column(ForeignKey("contact_imports.id"), primary_key=True)
+    part: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flexmail.clock import now
@@ -14,6 +14,7 @@ class MailingList(db.Model):
     """A list people consent to; its sender and consent wording go into every proof."""
 
     __tablename__ = "lists"
+    __table_args__ = (CheckConstraint("forward_mode IN ('server', 'client')", name="forward_mode"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -35,6 +36,10 @@ class MailingList(db.Model):
     postal_address: Mapped[str | None] = mapped_column(Text)
     contact_email: Mapped[str | None] = mapped_column(String(254))
     privacy_url: Mapped[str | None] = mapped_column(String(2000))
+    #: How subscribers forward a campaign to friends: ``server`` (we send the mail; the friends'
+    #: addresses pass through us, unstored) or ``client`` (the page opens the forwarder's own mail
+    #: program with a prepared message; no friend's address ever reaches us). Standards H2.
+    forward_mode: Mapped[str] = mapped_column(String(8), default="server", server_default="server")
     logo: Mapped[ListLogo | None] = relationship(lazy="select", uselist=False, viewonly=True)
 
     @property

@@ -2,12 +2,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Sequence, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flexmail.clock import now
 from flexmail.extensions import db
 from flexmail.models.types import UTCDateTime
+
+#: Event numbers (``WebhookDelivery.sequence``) on PostgreSQL: ``nextval`` takes no lock that
+#: two writers wait on, unlike a counter row (SQLite serialises writers anyway, and counts on
+#: from the largest number in ``webhook_deliveries``).
+EVENT_SEQUENCE = Sequence("webhook_event_seq", metadata=db.Model.metadata)
 
 
 class WebhookEndpoint(db.Model):
@@ -23,8 +28,6 @@ class WebhookEndpoint(db.Model):
     events: Mapped[list] = mapped_column(JSON)
     #: ``whsec_<base64>``: the HMAC key; shown to the marketer once, at registration.
     secret: Mapped[str] = mapped_column(String(100))
-    #: The sequence number of the last delivery made for this endpoint (gapless, from 1).
-    last_sequence: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now)
     #: Set by DELETE: no new deliveries, pending ones are cancelled.
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -42,6 +45,7 @@ class WebhookDelivery(db.Model):
     __table_args__ = (
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_endpoint_id_sequence", "endpoint_id", "sequence", unique=True),
+        Index("ix_webhook_deliveries_sequence", "sequence"),
         Index("ix_webhook_deliveries_account_id_address_hash", "account_id", "address_hash"),
     )
 
@@ -50,6 +54,9 @@ class WebhookDelivery(db.Model):
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"))
     #: ``webhook-id``: the same on every attempt and replay.
     message_id: Mapped[str] = mapped_column(String(40), unique=True)
+    #: The event's number: increasing in the order events happen to one subscription (and to
+    #: one suppression entry); the same for every endpoint that receives the event; not
+    #: gapless (``services.webhooks.next_numbers``).
     sequence: Mapped[int] = mapped_column()
     event_type: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -52,6 +52,12 @@ def init_app(app) -> None:
 
     app.register_blueprint(bp)
     rendering.init_app(app)
+    from flexmail.services import dev_mailbox
+
+    if dev_mailbox.available(app.config):  # otherwise no /dev/mail rule exists: a plain 404
+        from flexmail.public import dev_mail
+
+        app.register_blueprint(dev_mail.bp)
 
     @app.get("/health")
     def health():

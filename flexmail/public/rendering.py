@@ -110,6 +110,9 @@ _MESSAGES = {
         lazy_gettext("This form has expired. Please enter the addresses again."),
     "Enter at least one address.": lazy_gettext("Enter at least one address."),
     "The name must be on one line.": lazy_gettext("The name must be on one line."),
+    "Please use the button to write from your own mail program.":
+        lazy_gettext("Please use the button to write from your own mail program."),
+    "This form has expired. Please try again.": lazy_gettext("This form has expired. Please try again."),
 }
 _PATTERNS = (
     (re.compile(r"^Address (\d+) is not valid\.$"), lambda m: gettext("Address %(n)s is not valid.", n=m[1])),

@@ -1,9 +1,13 @@
 """Contact imports: bring an existing list, with its proof, into a list (issue 10.4).
 
-The job machinery is the suppression import's: the file is stored in the job row, the
-``import_contacts`` actor works through it in batches that commit together with the
-progress (a retried job resumes after the last committed line), rows are reported by line
-number and reason. What a row is, is decided by ``domain.contact_files``:
+The upload is streamed: read in bounded chunks into a spool file (so a slow client holds
+no database lock), counted, then stored in 1 MiB parts (``ContactImportPart``) beside the
+job row. The ``import_contacts`` actor reads the parts back as one stream, parses it
+incrementally and works in set-based batches that commit together with the progress (a
+retried job resumes after the last committed line): per batch one query for suppressions,
+one for the addresses already on the list, one bulk insert of the subscriptions and one
+of their consent events (``proof.record_many``: COPY on PostgreSQL). Rows are reported by
+line number and reason. What a row is, is decided by ``domain.contact_files``:
 
 - existing proof: a subscription with ``subscribe_requested`` and ``confirmed`` events
   recorded now, source ``import:<id>``, with the original times, IPs, source and wording
@@ -22,23 +26,27 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import logging
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
 
-import dramatiq
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from flexmail.clock import iso, now
 from flexmail.domain.addresses import InvalidAddress
 from flexmail.domain.consent import EventType, Status
-from flexmail.domain.contact_files import classify, read_records
-from flexmail.domain.suppression_files import decode
+from flexmail.domain.contact_files import classify, count_records, read_records
 from flexmail.extensions import db
-from flexmail.models import ContactImport, MailingList, Subscription
-from flexmail.services import flood, outbox
+from flexmail.models import ContactImport, ContactImportPart, MailingList, Subscription
+from flexmail.services import bulk, flood, outbox
 from flexmail.services.context import RequestMeta, setting
-from flexmail.services.errors import NotFound, RateLimited, ValidationFailed
+from flexmail.services.errors import NotFound, RateLimited, TooLarge, ValidationFailed
+from flexmail.services.jobs import new_job
 from flexmail.services.lists import get_list
 from flexmail.services.proof import record_event, record_many
+from flexmail.services.rows import SubscriptionRow
 from flexmail.services.subscriptions import hash_address_ip
 from flexmail.services.suppression_store import hasher, in_keys, normalizer
 from flexmail.services.suppressions import suppressed_addresses
@@ -46,32 +54,66 @@ from flexmail.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
-BATCH = 1_000
+BATCH = 5_000
 MAX_ROWS = 1_000_000
 MAX_REPORTED = 1_000
+#: Bytes read from the request at a time.
+READ_BYTES = 64 * 1024
+#: Bytes per stored part of the file.
+PART_BYTES = 1024 * 1024
+#: The spool stays in memory up to this size, then becomes a temporary file.
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
-def _enqueue(import_id: int) -> None:
-    dramatiq.get_broker().get_actor("import_contacts").send(import_id)
+def _text(binary: BinaryIO) -> io.TextIOWrapper:
+    """The file as text lines: UTF-8 (a BOM dropped); undecodable bytes survive as
+    surrogates, so only the rows holding them are refused."""
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
-def create_import(account_id: int, list_id: int, content: bytes, *, enqueue: bool = True) -> ContactImport:
-    """Store the file as a job and queue it (``enqueue=False``: the caller runs it)."""
+def _spool(stream: BinaryIO, max_bytes: int) -> tuple[tempfile.SpooledTemporaryFile, int, bool]:
+    """Read ``stream`` in bounded chunks into a spool; ``(spool, size, blank)``."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    size, blank = 0, True
+    try:
+        while chunk := stream.read(READ_BYTES):
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLarge(f"The file is larger than {max_bytes} bytes.")
+            blank = blank and not chunk.strip()
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool, size, blank
+
+
+def create_import(account_id: int, list_id: int, stream: BinaryIO, *, max_bytes: int,
+                  enqueue: bool = True) -> ContactImport:
+    """Stage the uploaded file (read from ``stream``) as a job and queue it
+    (``enqueue=False``: the caller runs it). More than ``max_bytes``: ``TooLarge`` (413);
+    empty or more than ``MAX_ROWS`` rows: ``ValidationFailed``. Nothing is stored then."""
     get_list(account_id, list_id)
-    if not content or not content.strip():
-        raise ValidationFailed("Invalid input.", fields={"file": ["The file is empty."]})
-    total = sum(1 for _ in read_records(decode(content)))
-    if total > MAX_ROWS:
-        raise ValidationFailed("Invalid input.", fields={"file": [f"At most {MAX_ROWS} rows."]})
-    with unit_of_work() as uow:
-        job = ContactImport(account_id=account_id, list_id=list_id, status="queued", content=content,
-                            size_bytes=len(content), total_rows=total, results=[], created_at=now())
-        uow.session.add(job)
-        uow.session.flush()
-        job_id = job.id
-        if enqueue:
-            uow.after_commit(lambda: _enqueue(job_id))
-    log.info("contact import %s for list %s: %d rows queued", job_id, list_id, total)
+    spool, size, blank = _spool(stream, max_bytes)
+    with spool:
+        if blank:
+            raise ValidationFailed("Invalid input.", fields={"file": ["The file is empty."]})
+        text = _text(spool)
+        total = count_records(text)
+        text.detach()
+        if total > MAX_ROWS:
+            raise ValidationFailed("Invalid input.", fields={"file": [f"At most {MAX_ROWS} rows."]})
+        spool.seek(0)
+        job = ContactImport(account_id=account_id, list_id=list_id, status="queued", size_bytes=size,
+                            total_rows=total, results=[], created_at=now())
+        with new_job(job, actor="import_contacts", enqueue_job=enqueue) as uow:
+            part = 0
+            while data := spool.read(PART_BYTES):
+                uow.session.execute(ContactImportPart.__table__.insert(),
+                                    {"import_id": job.id, "part": part, "data": data})
+                part += 1
+    log.info("contact import %s for list %s: %d rows (%d bytes) queued", job.id, list_id, total, size)
     return job
 
 
@@ -82,19 +124,45 @@ def get_import(account_id: int, list_id: int, import_id: int) -> ContactImport:
     return job
 
 
+class _Parts(io.RawIOBase):
+    """The stored parts of a file, read one at a time, as one binary stream."""
+
+    def __init__(self, import_id: int):
+        self._import_id, self._next, self._buffer = import_id, 0, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while not self._buffer:
+            data = db.session.scalar(select(ContactImportPart.data).where(
+                ContactImportPart.import_id == self._import_id, ContactImportPart.part == self._next))
+            if data is None:
+                return 0
+            self._buffer, self._next = bytes(data), self._next + 1
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+def _records(import_id: int) -> Iterator:
+    return read_records(_text(io.BufferedReader(_Parts(import_id), buffer_size=READ_BYTES)))
+
+
 def run_import(import_id: int) -> str:
     """Work through a job (the actor's body); resumes where a previous attempt stopped."""
     job = db.session.get(ContactImport, import_id)
     if job is None:
         return "missing"
-    if job.status == "done" or job.content is None:
+    if job.status == "done":
         return job.status
     with unit_of_work():
         job.status, job.started_at = "running", job.started_at or now()
     try:
         batch: list = []
         skip_to = job.lines_done
-        for record in read_records(decode(job.content)):
+        for record in _records(import_id):
             if record[0] <= skip_to:
                 continue
             batch.append(record)
@@ -111,7 +179,8 @@ def run_import(import_id: int) -> str:
         raise
     with unit_of_work() as uow:
         job = uow.session.get(ContactImport, import_id)
-        job.status, job.finished_at, job.content = "done", now(), None
+        job.status, job.finished_at = "done", now()
+        uow.session.execute(delete(ContactImportPart).where(ContactImportPart.import_id == import_id))
     log.info("contact import %s done: %d subscribed, %d pending, %d existing, %d suppressed, %d rejected",
              import_id, job.subscribed, job.pending, job.existing, job.suppressed, job.rejected)
     return "done"
@@ -151,7 +220,6 @@ def _commit_batch(import_id: int, records: list) -> None:
                 counts["existing"] += 1
             elif row.kind == "proof":
                 proofs.append((row, normalized, key))
-                counts["subscribed"] += 1
             else:
                 try:
                     _import_signup(uow, lst, job.id, row, normalized, key, at)
@@ -160,7 +228,9 @@ def _commit_batch(import_id: int, records: list) -> None:
                     continue
                 counts["pending"] += 1
             seen.add(key)
-        _import_proofs(uow, lst, job.id, proofs, at)
+        made = _import_proofs(uow, lst, job.id, proofs, at)
+        counts["subscribed"] = made
+        counts["existing"] += len(proofs) - made  # taken meanwhile by a signup: left as it is
         job.subscribed += counts["subscribed"]
         job.pending += counts["pending"]
         job.existing += counts["existing"]
@@ -189,23 +259,34 @@ def _requested_details(lst: MailingList, consent_text: str, source: str | None, 
             "signup_at": iso(values["signup_at"])}
 
 
-def _import_proofs(uow, lst, import_id, proofs: list, at) -> None:
+#: The subscription columns a proof row sets.
+_SUBSCRIPTION_COLUMNS = ("account_id", "list_id", "address_hash", "email", "status", "consent_text", "source",
+                         "language", "created_at", "requested_at", "pending_since", "confirmed_at", "updated_at")
+
+
+def _import_proofs(uow, lst, import_id, proofs: list, at) -> int:
     """Record the proof the marketer holds, as imported, with its origin: the subscriptions
-    in one batched insert, their two events each with one ledger lock (``proof.record_many``)."""
+    in one bulk insert (an address a concurrent signup took meanwhile is skipped), their two
+    events each in one bulk append (``proof.record_many``). Returns how many were made."""
     if not proofs:
-        return
-    subs = []
+        return 0
+    rows = {}
     for row, normalized, key in proofs:
         v = row.values
-        subs.append(Subscription(
-            account_id=lst.account_id, list_id=lst.id, address_hash=key, email=normalized,
-            status=Status.SUBSCRIBED, consent_text=v["consent_text"], source=v["source"][:200],
-            language=lst.language, created_at=at, requested_at=v["signup_at"], pending_since=at,
-            confirmed_at=v["confirmed_at"]))
-    uow.session.add_all(subs)
-    uow.session.flush()
+        rows[key] = (row, {
+            "account_id": lst.account_id, "list_id": lst.id, "address_hash": key, "email": normalized,
+            "status": Status.SUBSCRIBED, "consent_text": v["consent_text"], "source": v["source"][:200],
+            "language": lst.language, "created_at": at, "requested_at": v["signup_at"], "pending_since": at,
+            "confirmed_at": v["confirmed_at"], "updated_at": at})
+    made = bulk.insert_new(uow.session, Subscription.__table__, _SUBSCRIPTION_COLUMNS,
+                           [values for _, values in rows.values()], unique=("list_id", "address_hash"),
+                           returning=("address_hash", "id"))
+    ids = dict(made)
     events = []
-    for sub, (row, _, _) in zip(subs, proofs, strict=True):
+    for key, (row, values) in rows.items():
+        if key not in ids:
+            continue
+        sub = SubscriptionRow(id=ids[key], **values)
         v = row.values
         events.append((sub, EventType.SUBSCRIBE_REQUESTED,
                        RequestMeta(ip=v["signup_ip"], user_agent=v.get("user_agent"), at=at),
@@ -214,6 +295,7 @@ def _import_proofs(uow, lst, import_id, proofs: list, at) -> None:
         events.append((sub, EventType.CONFIRMED, RequestMeta(ip=v["confirm_ip"], at=at),
                        {"imported_proof": True, "import_id": import_id, "confirmed_at": iso(v["confirmed_at"])}))
     record_many(uow.session, events, source=f"import:{import_id}")
+    return len(ids)
 
 
 def _import_signup(uow, lst, import_id, row, normalized, key, at) -> None:

@@ -78,3 +78,17 @@ class NothingToResend(FlexmailError):
 
     code = "nothing_to_resend"
     status = 409
+
+
+class TooLarge(FlexmailError):
+    code = "payload_too_large"
+    status = 413
+
+
+class WrongForwardMode(FlexmailError):
+    """A forward of the other mode than the list's: a friend's address posted to a list whose
+    subscribers forward from their own mail program (or a count-only forward on a server-mode
+    list). Refused before any field is read."""
+
+    code = "wrong_forward_mode"
+    status = 409

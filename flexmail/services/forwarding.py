@@ -9,6 +9,10 @@ row would be a stored address. No table, log line, exception message, retry reco
 dead-letter queue ever gets one: the send actor never raises, it re-enqueues itself a few
 times with a delay and then drops the mail and counts it as failed.
 
+A list in ``client`` forward mode (standards H2) never sees a friend: its page opens the
+forwarder's own mail program with a prepared ``mailto:`` (``forward_by_mail_program``), counted
+by the same counters and limits; friends posted to such a list are refused unread.
+
 What is kept: aggregate counters on the campaign (``UPDATE ... SET n = n + k``, exact with
 any number of processes), per-link and per-campaign daily counts for the abuse limits, and,
 only when a friend asks never to receive forwards, the keyed hash of that friend's address.
@@ -30,12 +34,16 @@ from sqlalchemy import func, select, update
 from flexmail.clock import now
 from flexmail.domain.consent import Status
 from flexmail.domain.forwarding import (
+    CLIENT,
     MAX_FRIENDS,
+    SERVER,
     TextRefused,
     clean_name,
     clean_note,
     html_to_text,
+    mailto_link,
     sanitize_html,
+    shorten,
 )
 from flexmail.domain.sealed import Sealer, SealError, SealPurpose
 from flexmail.domain.tokens import Purpose, TokenError
@@ -53,7 +61,7 @@ from flexmail.models import (
 from flexmail.services import localized
 from flexmail.services.addressing import bounce_address
 from flexmail.services.context import RequestMeta, hash_address, parse_address, setting, signer
-from flexmail.services.errors import BadToken, RateLimited, ValidationFailed
+from flexmail.services.errors import BadToken, RateLimited, ValidationFailed, WrongForwardMode
 from flexmail.services.suppressions import suppressed_addresses
 from flexmail.services.unit_of_work import unit_of_work
 
@@ -102,6 +110,11 @@ class ForwardLink:
     list_name: str
     sender_name: str
     max_friends: int = MAX_FRIENDS
+    #: ``server`` (the form for friends' addresses) or ``client`` (a button that opens the
+    #: forwarder's own mail program; the page has no field for an address).
+    mode: str = SERVER
+    #: The campaign's web page, offered for copying where no mail program opens.
+    web_url: str | None = None
 
 
 def _load(token: str) -> tuple[Subscription, Campaign, MailingList]:
@@ -122,7 +135,8 @@ def _load(token: str) -> tuple[Subscription, Campaign, MailingList]:
 def view_forward_link(token: str) -> ForwardLink:
     """Describe a forward link for its page. Reads only: a GET never counts (standards H4)."""
     sub, campaign, lst = _load(token)
-    return ForwardLink(sub.id, campaign.id, campaign.subject, lst.name, lst.sender_name)
+    return ForwardLink(sub.id, campaign.id, campaign.subject, lst.name, lst.sender_name,
+                       mode=lst.forward_mode, web_url=campaign.web_url)
 
 
 # --- forwarding ------------------------------------------------------------------------------
@@ -240,6 +254,8 @@ def forward_to_friends(token: str, *, friends: list[str], meta: RequestMeta, sen
     ``RateLimited`` (429: per-link daily quota, per-campaign daily cap).
     """
     sub, campaign, lst = _load(token)
+    if lst.forward_mode != SERVER:  # the addresses are not even parsed
+        raise WrongForwardMode("This list's subscribers forward from their own mail program.")
     if trap:
         log.info("forward of campaign %s: honeypot filled, dropped", campaign.id)
         return
@@ -251,6 +267,32 @@ def forward_to_friends(token: str, *, friends: list[str], meta: RequestMeta, sen
         _count_forward(uow.session, sub, campaign, at=meta.at, recipients=len(send_to))
     queued = _enqueue_all(campaign.id, [_seal_message(a.normalized, sender_name, note) for a in send_to])
     log.info("campaign %s forwarded by subscription %s: %d mail(s) queued", campaign.id, sub.id, queued)
+
+
+def forward_by_mail_program(token: str, *, meta: RequestMeta, lang: str | None = None, trap: bool = False) -> str:
+    """Count one forward on a ``client``-mode list and return the ``mailto:`` link that opens the
+    forwarder's own mail program with the campaign's subject and link prepared (no recipient).
+
+    The friends are chosen in the mail program, so no address of theirs ever reaches us. The
+    count is the server mode's: one forward on the campaign's counters (``forwards``; the
+    friends are unknown, so ``forwarded_recipients`` is not raised) under the same daily
+    quota per link and cap per campaign. ``lang`` is the page's language (else the list's).
+    ``trap`` (a bot filled the honeypot) counts nothing. Raises ``BadToken``,
+    ``WrongForwardMode`` (409, a ``server``-mode list) or ``RateLimited`` (429).
+    """
+    sub, campaign, lst = _load(token)
+    if lst.forward_mode != CLIENT:
+        raise WrongForwardMode("This list's subscribers forward through the form.")
+    if trap:
+        log.info("forward of campaign %s: honeypot filled, not counted", campaign.id)
+    else:
+        with unit_of_work() as uow:
+            _count_forward(uow.session, sub, campaign, at=meta.at, recipients=0)
+        log.info("campaign %s forwarded by subscription %s from the mail program", campaign.id, sub.id)
+    language = localized.mail_language(lang, lst.language)
+    content = campaign.web_url or shorten(html_to_text(campaign.html or ""))
+    body = f"{localized.forward_invitation(lst.sender_name, language)}\n\n{campaign.subject}\n{content}\n"
+    return mailto_link(subject=localized.forward_subject(campaign.subject, language), body=body)
 
 
 def _seal_message(to: str, sender_name: str | None, note: str | None) -> str:

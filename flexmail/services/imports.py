@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import dramatiq
-
 from flexmail.clock import now
 from flexmail.domain.addresses import InvalidAddress
 from flexmail.domain.suppression_files import FORMULA_PROBLEM, count_rows, decode, read_lines
 from flexmail.extensions import db
 from flexmail.models import Account, SuppressionImport
 from flexmail.services.errors import NotFound, ValidationFailed
+from flexmail.services.jobs import create_job
 from flexmail.services.suppression_store import Actor, add_entries, hasher, normalizer
 from flexmail.services.suppressions import check_entry_request
 from flexmail.services.unit_of_work import unit_of_work
@@ -31,10 +30,6 @@ BATCH = 2_000
 MAX_REPORTED = 1_000
 
 
-def _enqueue(import_id: int) -> None:
-    dramatiq.get_broker().get_actor("import_suppressions").send(import_id)
-
-
 def create_import(account_id: int, content: bytes, *, reason: str = "manual", scope: str = "account",
                   actor: Actor, enqueue: bool = True) -> SuppressionImport:
     """Store the file as a job and queue it (``enqueue=False``: the caller runs it)."""
@@ -44,16 +39,11 @@ def create_import(account_id: int, content: bytes, *, reason: str = "manual", sc
     if db.session.get(Account, account_id) is None:
         raise NotFound("No such account.")
     total = count_rows(decode(content))
-    with unit_of_work() as uow:
-        job = SuppressionImport(account_id=account_id, scope=scope, reason=reason, status="queued", content=content,
-                                size_bytes=len(content), total_rows=total, errors=[], created_by=actor.name,
-                                api_key_id=actor.api_key_id, created_at=now())
-        uow.session.add(job)
-        uow.session.flush()
-        job_id = job.id
-        if enqueue:
-            uow.after_commit(lambda: _enqueue(job_id))
-    log.info("suppression import %s for account %s: %d rows queued", job_id, account_id, total)
+    job = SuppressionImport(account_id=account_id, scope=scope, reason=reason, status="queued", content=content,
+                            size_bytes=len(content), total_rows=total, errors=[], created_by=actor.name,
+                            api_key_id=actor.api_key_id, created_at=now())
+    create_job(job, actor="import_suppressions", enqueue_job=enqueue)
+    log.info("suppression import %s for account %s: %d rows queued", job.id, account_id, total)
     return job
 
 

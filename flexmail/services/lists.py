@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
+from flexmail.domain.forwarding import FORWARD_MODES, SERVER
 from flexmail.domain.languages import SUPPORTED as SUPPORTED_LANGUAGES
 from flexmail.extensions import db
 from flexmail.models import MailingList
@@ -20,19 +21,27 @@ def _check_language(language: str) -> None:
         raise ValidationFailed("Invalid input.", fields={"language": [f"One of {', '.join(SUPPORTED_LANGUAGES)}."]})
 
 
+def _check_forward_mode(mode: str) -> None:
+    if mode not in FORWARD_MODES:
+        raise ValidationFailed("Invalid input.", fields={"forward_mode": [f"One of {', '.join(FORWARD_MODES)}."]})
+
+
 def create_list(account_id: int, *, name: str, sender_name: str, sender_email: str,
                 consent_text: str, language: str = "en",
                 confirm_redirect_url: str | None = None, logo_url: str | None = None,
-                **brand) -> MailingList:
+                forward_mode: str = SERVER, **brand) -> MailingList:
     """Create a list. Sender name and address end up in mail headers, so no line breaks.
 
     Branding (``accent_color``, ``postal_address``, ``contact_email``, ``privacy_url``) is
     optional; a ``logo_url`` is fetched now, once, and a logo that cannot be used is a 422.
+    ``forward_mode`` is ``server`` (we send forwards) or ``client`` (the forwarder's own
+    mail program does; standards H2).
     """
     for field_name, value in (("name", name), ("sender_name", sender_name)):
         if any(c in value for c in "\r\n\0"):
             raise ValidationFailed("Invalid input.", fields={field_name: ["Line breaks are not allowed."]})
     _check_language(language)
+    _check_forward_mode(forward_mode)
     sender = parse_address(sender_email, field_name="sender_email")
     brand = branding.clean_branding(brand)
     fetched = branding.fetch_logo(logo_url) if logo_url else None  # before the transaction: it waits on I/O
@@ -40,7 +49,7 @@ def create_list(account_id: int, *, name: str, sender_name: str, sender_email: s
         row = MailingList(
             account_id=account_id, name=name.strip(), sender_name=sender_name.strip(),
             sender_email=sender.normalized, consent_text=consent_text.strip(), language=language,
-            confirm_redirect_url=confirm_redirect_url, **brand,
+            confirm_redirect_url=confirm_redirect_url, forward_mode=forward_mode, **brand,
         )
         uow.session.add(row)
         if fetched:
@@ -50,20 +59,25 @@ def create_list(account_id: int, *, name: str, sender_name: str, sender_email: s
 
 
 def update_branding(account_id: int, list_id: int, *, language: str | None = None,
-                    logo_url=_UNSET, **brand) -> MailingList:
-    """Change a list's language and branding; fields not given stay, ``None`` clears one.
+                    logo_url=_UNSET, forward_mode: str | None = None, **brand) -> MailingList:
+    """Change a list's language, branding and forward mode; fields not given stay, ``None``
+    clears one (a forward mode cannot be cleared, only changed).
 
     A new ``logo_url`` is fetched again (once); ``logo_url=None`` removes the logo.
     """
     get_list(account_id, list_id)
     if language is not None:
         _check_language(language)
+    if forward_mode is not None:
+        _check_forward_mode(forward_mode)
     brand = branding.clean_branding(brand)
     fetched = branding.fetch_logo(logo_url) if logo_url not in (_UNSET, None) else None
     with unit_of_work() as uow:
         row = uow.session.get(MailingList, list_id)
         if language is not None:
             row.language = language
+        if forward_mode is not None:
+            row.forward_mode = forward_mode
         for key, value in brand.items():
             setattr(row, key, value)
         if logo_url is not _UNSET:

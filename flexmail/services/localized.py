@@ -40,6 +40,12 @@ def forward_subject(subject: str, lang: str) -> str:
         return gettext("Fwd: %(subject)s", subject=subject)
 
 
+def forward_invitation(sender: str, lang: str) -> str:
+    """The first line of a forward prepared for the forwarder's own mail program."""
+    with in_language(lang):
+        return gettext("I thought you might like this message from %(sender)s:", sender=sender)
+
+
 def render_mail(name: str, lang: str, **context) -> tuple[str, str]:
     """``(text, html)`` of ``templates/<name>.txt|.html`` in ``lang``."""
     with in_language(lang):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from sqlalchemy import select
 
 from flexmail.clock import iso, now
@@ -46,15 +48,18 @@ def record_applied(session, subscription, event: EventType, *, meta: RequestMeta
     return row
 
 
-def record_many(session, items: list[tuple[Subscription, EventType, RequestMeta, dict]], *,
-                source: str) -> None:
+def record_many(session, items: list[tuple], *, source: str) -> None:
     """Append events whose transitions the caller already made (a bulk import), in order,
-    with one ledger lock and one batched insert; their webhooks as ``record_event``'s."""
-    rows = [(ConsentEvent(account_id=sub.account_id, subscription_id=sub.id, list_id=sub.list_id, type=event,
-                          at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source=source, details=details or {}),
-             sub.email) for sub, event, meta, details in items]
-    ledger.append_many(session, rows)
-    webhooks.on_consent_events(session, [(sub, row) for (sub, *_), (row, _) in zip(items, rows, strict=True)])
+    in one bulk insert; their webhooks as ``record_event``'s. ``items`` are
+    ``(subscription, EventType, RequestMeta, details)``; a subscription may be any object
+    with the model's attribute names (``rows.SubscriptionRow``)."""
+    rows = ledger.append_many(session, [({
+        "account_id": sub.account_id, "subscription_id": sub.id, "list_id": sub.list_id, "type": event,
+        "at": meta.at, "ip": meta.ip, "user_agent": meta.user_agent, "source": source, "details": details or {},
+    }, sub.email) for sub, event, meta, details in items])
+    if rows and webhooks.takes_consent_events(session, rows[0]["account_id"]):
+        webhooks.on_consent_events(session, [(sub, SimpleNamespace(**row))
+                                             for (sub, *_), row in zip(items, rows, strict=True)])
 
 
 def event_json(event: ConsentEvent, inclusion_proof: list[str] | None = None) -> dict:

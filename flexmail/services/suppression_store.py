@@ -188,14 +188,49 @@ def add_entries(session, *, account_id: int | None, kind: str, items: dict[str, 
         details = {"reason": reason, "kind": kind, "source": source, "actor": actor.name}
         if report:
             details["report"] = report
-        _record(session, account_id, kind, {k: items[k] for k in result.new}, result.new, EventType.SUPPRESSED,
-                at=at, source=event_source, details=details)
+        covered = _record(session, account_id, kind, {k: items[k] for k in result.new}, result.new,
+                          EventType.SUPPRESSED, at=at, source=event_source, details=details)
         stored = {row["address_hash"]: row["email"] for row in rows_made}
-        webhooks.emit(session, account_id, "suppression.added", at=at, items=[(
-            {"suppression_id": pk, "kind": kind, "reason": reason, "source": source,
-             "domain": items[key] if kind == "domain" else None},
-            key if kind == "address" else None, stored.get(key)) for key, pk in result.new.items()])
+        if account_id is not None:
+            webhooks.emit(session, account_id, "suppression.added", at=at, items=[(
+                {"suppression_id": pk, "kind": kind, "reason": reason, "source": source, "scope": "account",
+                 "domain": items[key] if kind == "domain" else None},
+                key if kind == "address" else None, stored.get(key)) for key, pk in result.new.items()])
+        else:
+            _emit_global(session, "suppression.added", kind, result.new, {k: items[k] for k in result.new}, covered,
+                         at=at)
     return result
+
+
+def emit_added(session, row: Suppression) -> None:
+    """``suppression.added`` for one entry written through the ORM (``suppressions.add_suppression``:
+    "this was not me", "stop all mail from this sender"), flushed so that it has its id."""
+    session.flush()
+    if row.account_id is not None:
+        webhooks.emit(session, row.account_id, "suppression.added", at=row.created_at, items=[(
+            {"suppression_id": row.id, "kind": row.kind, "reason": row.reason, "source": row.source,
+             "scope": "account", "domain": row.domain},
+            row.address_hash if row.kind == "address" else None, row.email)])
+        return
+    covered = _record(session, None, row.kind, {row.address_hash: row.domain}, {row.address_hash: row.id},
+                      None, at=row.created_at, source=None, details={})
+    _emit_global(session, "suppression.added", row.kind, {row.address_hash: row.id}, {row.address_hash: row.domain},
+                 covered, at=row.created_at)
+
+
+def _emit_global(session, event_type: str, kind: str, ids: dict[str, int], shown: dict[str, str | None],
+                 covered: list, *, at) -> None:
+    """A platform-wide entry is the operator's: each account that holds a subscription it
+    covers learns of it (once per address, with the address it holds), and of nothing else:
+    not the operator's reason or source, and no other account hears of it."""
+    per_account: dict[int, dict[str, tuple]] = defaultdict(dict)
+    for sub, key in covered:
+        per_account[sub.account_id].setdefault(sub.address_hash if kind == "address" else key, (
+            {"suppression_id": ids[key], "kind": kind, "reason": None, "source": None, "scope": "global",
+             "domain": shown.get(key) if kind == "domain" else None},
+            sub.address_hash if kind == "address" else None, sub.email if kind == "address" else None))
+    for account_id, items in per_account.items():
+        webhooks.emit(session, account_id, event_type, at=at, items=list(items.values()))
 
 
 def _insert():
@@ -204,10 +239,11 @@ def _insert():
     return insert(Suppression).on_conflict_do_nothing(index_elements=["account_id", "address_hash", "reason"])
 
 
-def _record(session, account_id, kind, shown: dict[str, str | None], ids: dict[str, int], event: EventType, *,
-            at, source: str, details: dict) -> int:
+def _record(session, account_id, kind, shown: dict[str, str | None], ids: dict[str, int], event: EventType | None,
+            *, at, source: str | None, details: dict) -> list[tuple[Subscription, str]]:
     """Append ``event`` to every subscription the entries cover, in the account or (global)
-    in every account; a platform-wide entry shows other accounts only its scope."""
+    in every account; a platform-wide entry shows other accounts only its scope. Returns the
+    ``(subscription, entry key)`` pairs covered (``event=None``: only finds them)."""
     subs = []
     if kind == "address":
         query = select(Subscription).where(in_keys(Subscription.address_hash, list(ids)))
@@ -221,12 +257,14 @@ def _record(session, account_id, kind, shown: dict[str, str | None], ids: dict[s
                 if account_id is not None:
                     query = query.where(Subscription.account_id == account_id)
                 subs += [(sub, key) for sub in session.scalars(query.order_by(Subscription.id))]
+    if event is None:
+        return subs
     meta = RequestMeta(at=at)
     for sub, key in subs:
         extra = {"scope": "global", "kind": kind} if account_id is None else {"scope": "account", **details}
         record_event(session, sub, event, meta=meta, source=source, applied=True,
                      details={**extra, "suppression_id": ids[key]})
-    return len(subs)
+    return subs
 
 
 def lift(session, row: Suppression, *, actor: Actor, note: str | None, event_source: str,
@@ -240,13 +278,17 @@ def lift(session, row: Suppression, *, actor: Actor, note: str | None, event_sou
         lifted_at=at, lifted_by=actor.name, api_key_id=actor.api_key_id, note=note,
     )
     session.add(record)
-    _record(session, row.account_id, row.kind, {row.address_hash: row.domain}, {row.address_hash: row.id},
-            EventType.UNSUPPRESSED, at=at, source=event_source,
-            details={"reason": row.reason, "kind": row.kind, "actor": actor.name, "note": note})
-    webhooks.emit(session, row.account_id, "suppression.lifted", at=at, items=[(
-        {"suppression_id": row.id, "kind": row.kind, "reason": row.reason, "source": event_source,
-         "domain": row.domain},
-        row.address_hash if row.kind == "address" else None, row.email)])
+    covered = _record(session, row.account_id, row.kind, {row.address_hash: row.domain}, {row.address_hash: row.id},
+                      EventType.UNSUPPRESSED, at=at, source=event_source,
+                      details={"reason": row.reason, "kind": row.kind, "actor": actor.name, "note": note})
+    if row.account_id is None:
+        _emit_global(session, "suppression.lifted", row.kind, {row.address_hash: row.id},
+                     {row.address_hash: row.domain}, covered, at=at)
+    else:
+        webhooks.emit(session, row.account_id, "suppression.lifted", at=at, items=[(
+            {"suppression_id": row.id, "kind": row.kind, "reason": row.reason, "source": event_source,
+             "scope": "account", "domain": row.domain},
+            row.address_hash if row.kind == "address" else None, row.email)])
     session.delete(row)
     return record
 

@@ -52,6 +52,7 @@ from flexmail.services.suppression_store import (
     Added,
     add_entries,
     bulk_entries_for,
+    emit_added,
     entries_for,
     hasher,
     in_scope,
@@ -202,10 +203,11 @@ def check_many(account_id: int, emails: list, *, reveal_global: bool = False) ->
 # --- writing -------------------------------------------------------------------------------------
 
 def add_suppression(session, *, account_id: int | None, address_hash: str, reason: str,
-                    source: str, email: str | None = None, created_by: str | None = None) -> Suppression:
+                    source: str, email: str | None = None, created_by: str | None = None) -> tuple[Suppression, bool]:
     """Add an entry inside the caller's transaction; an existing identical entry is reused.
 
-    A new row is returned unflushed (``id`` is None), so callers can tell new from old.
+    Returns ``(entry, made_now)``. A new entry is flushed (it has its id) and its
+    ``suppression.added`` webhook is written in the same transaction.
     """
     existing = session.scalar(
         select(Suppression).where(Suppression.address_hash == address_hash,
@@ -214,11 +216,13 @@ def add_suppression(session, *, account_id: int | None, address_hash: str, reaso
                                   Suppression.reason == reason)
     )
     if existing is not None:
-        return existing
-    row = Suppression(account_id=account_id, address_hash=address_hash, reason=reason, source=source,
-                      email=email if reason != "erasure" else None, created_by=created_by, created_at=now())
+        return existing, False
+    row = Suppression(account_id=account_id, kind="address", address_hash=address_hash, reason=reason,
+                      source=source, email=email if reason != "erasure" else None, created_by=created_by,
+                      created_at=now())
     session.add(row)
-    return row
+    emit_added(session, row)
+    return row, True
 
 
 @dataclass

@@ -194,11 +194,10 @@ def _apply(uow, sub: Subscription, *, meta: RequestMeta, method: str, details: d
 
 def _stop_all(uow, sub: Subscription, *, meta: RequestMeta, method: str, details: dict) -> None:
     """"Stop all mail from this sender": account-wide suppression plus every other list."""
-    row = add_suppression(uow.session, account_id=sub.account_id, address_hash=sub.address_hash,
-                          reason="unsubscribed", source=SUPPRESSION_SOURCE.format(sub.id), email=sub.email,
-                          created_by=ACTORS[method])
-    if row.id is None:  # made now, not an entry that was already there
-        uow.session.flush()
+    row, made = add_suppression(uow.session, account_id=sub.account_id, address_hash=sub.address_hash,
+                                reason="unsubscribed", source=SUPPRESSION_SOURCE.format(sub.id), email=sub.email,
+                                created_by=ACTORS[method])
+    if made:  # not an entry that was already there
         record_event(uow.session, sub, EventType.SUPPRESSED, meta=meta, source=method, details={
             "method": method, "actor": ACTORS[method], "scope": "account", "reason": "unsubscribed",
             "suppression_id": row.id,

@@ -6,8 +6,12 @@ caller's transaction, so an event and its webhooks commit or vanish together. Af
 commit the ids are handed to the ``deliver_webhook`` actor; the sweeper picks up whatever
 that missed (``webhook_delivery``).
 
-Each endpoint numbers its deliveries 1, 2, 3... (``sequence``, without gaps); they are
-delivered in that order. A delivery never carries more than the account holds: ids,
+Every event gets a number (``sequence``), the same at every endpoint that receives it:
+the events of one subscription (and of one suppression entry) carry increasing numbers in
+the order they happened, because each is written under that subscription's own row lock
+and numbered there. The number comes from a database sequence, which no two writers wait
+on: there is no counter shared by two subscribers (numbers may skip, they are not counts).
+An endpoint's deliveries go out in number order. A delivery never carries more than the account holds: ids,
 status and reasons, plus the address only where the account holds it (a subscription's or
 a suppression entry's ``email``). Erasure drops the address from every delivery of the
 person, sent or pending (``forget_address``), so neither a retry nor a replay carries it.
@@ -24,7 +28,7 @@ import weakref
 
 import dramatiq
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from flexmail.clock import now
@@ -33,6 +37,7 @@ from flexmail.domain.webhook_signatures import SECRET_PREFIX
 from flexmail.domain.webhook_urls import RefusedUrl, check_addresses, parse_url
 from flexmail.extensions import db
 from flexmail.models import WebhookDelivery, WebhookEndpoint
+from flexmail.models.webhooks import EVENT_SEQUENCE
 from flexmail.services.context import setting
 from flexmail.services.errors import NotFound, ValidationFailed
 from flexmail.services.unit_of_work import unit_of_work
@@ -90,7 +95,7 @@ def register_endpoint(account_id: int, *, url: str, events: list[str]) -> dict:
             raise ValidationFailed("Invalid input.", fields={"url": [f"At most {MAX_ENDPOINTS} endpoints."]})
         endpoint = WebhookEndpoint(account_id=account_id, url=url, events=sorted(set(events), key=EVENTS.index),
                                    secret=SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode(),
-                                   last_sequence=0, created_at=now())
+                                   created_at=now())
         uow.session.add(endpoint)
         uow.session.flush()
         _forget_endpoints(uow.session, account_id)
@@ -99,8 +104,10 @@ def register_endpoint(account_id: int, *, url: str, events: list[str]) -> dict:
 
 
 def endpoint_json(endpoint: WebhookEndpoint) -> dict:
+    last = db.session.scalar(select(func.max(WebhookDelivery.sequence))
+                             .where(WebhookDelivery.endpoint_id == endpoint.id)) if endpoint.id else None
     return {"id": endpoint.id, "url": endpoint.url, "events": list(endpoint.events),
-            "created_at": endpoint.created_at, "last_sequence": endpoint.last_sequence}
+            "created_at": endpoint.created_at, "last_sequence": last or 0}
 
 
 def get_endpoint(account_id: int, endpoint_id: int) -> WebhookEndpoint:
@@ -147,6 +154,8 @@ def on_consent_event(session, subscription, row) -> None:
 
 def on_consent_events(session, pairs: list) -> None:
     """``on_consent_event`` for many ``(subscription, event)`` pairs, one write per event type."""
+    if not pairs or not takes_consent_events(session, pairs[0][0].account_id):
+        return
     by_type: dict[str, list] = {}
     for subscription, row in pairs:
         name = CONSENT_EVENTS.get(row.type)
@@ -158,6 +167,13 @@ def on_consent_events(session, pairs: list) -> None:
         emit(session, pairs[0][0].account_id, name, at=pairs[0][1].at, items=items)
 
 
+def takes_consent_events(session, account_id: int) -> bool:
+    """Whether an endpoint of the account takes any ``subscription.*`` event (a bulk import of
+    an account without webhooks then builds nothing for them)."""
+    wanted = {name for _, events in _endpoints(session, account_id) for name in events}
+    return not wanted.isdisjoint(CONSENT_EVENTS.values())
+
+
 def emit(session, account_id: int | None, event_type: str, *, at, items: list[tuple[dict, str | None, str | None]]
          ) -> int:
     """Write a delivery of ``event_type`` for each item ``(data, address_hash, email)`` to
@@ -165,26 +181,35 @@ def emit(session, account_id: int | None, event_type: str, *, at, items: list[tu
     if account_id is None or not items:
         return 0
     endpoint_ids = [pk for pk, events in _endpoints(session, account_id) if event_type in events]
+    if not endpoint_ids:
+        return 0
+    numbers = next_numbers(session, len(items))
     written = 0
     created = now()
     for endpoint_id in endpoint_ids:
-        last = session.execute(
-            update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
-            .values(last_sequence=WebhookEndpoint.last_sequence + len(items))
-            .returning(WebhookEndpoint.last_sequence).execution_options(synchronize_session=False)).scalar_one()
-        first = last - len(items) + 1
         rows = [{
             "account_id": account_id, "endpoint_id": endpoint_id, "message_id": "msg_" + secrets.token_hex(16),
-            "sequence": first + i, "event_type": event_type, "occurred_at": at, "data": data,
+            "sequence": number, "event_type": event_type, "occurred_at": at, "data": data,
             "address_hash": address_hash, "email": email, "status": "pending", "attempts": 0,
             "next_attempt_at": created, "created_at": created,
-        } for i, (data, address_hash, email) in enumerate(items)]
+        } for number, (data, address_hash, email) in zip(numbers, items, strict=True)]
         ids = session.scalars(insert(WebhookDelivery).returning(WebhookDelivery.id), rows).all()
         # Deliveries of an endpoint go out in order: enqueue the first, each delivered one
         # enqueues the next (and the sweeper whatever is due).
         session.info.setdefault(_PENDING_KEY, []).append(min(ids))
         written += len(rows)
     return written
+
+
+def next_numbers(session, count: int) -> list[int]:
+    """``count`` new event numbers, increasing. PostgreSQL: ``nextval`` of one sequence,
+    which never makes a transaction wait for another; SQLite: one more than the largest so
+    far (SQLite runs one writer at a time, so this adds no wait either)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return sorted(session.scalars(select(EVENT_SEQUENCE.next_value())
+                                      .select_from(func.generate_series(1, count))).all())
+    last = session.scalar(select(func.coalesce(func.max(WebhookDelivery.sequence), 0)))
+    return list(range(last + 1, last + 1 + count))
 
 
 #: Per database engine (so each app, and each test's app, has its own): account id ->

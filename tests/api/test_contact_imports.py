@@ -152,3 +152,116 @@ def test_other_tenant_404_missing_scope_403_empty_file_422(client, account, crea
     assert client.post(url, data=b"x", headers={**compliance.headers, "Content-Type": "text/csv"}).status_code == 403
     empty = client.post(url, data=b"  \n", headers={**account.headers, "Content-Type": "text/csv"})
     assert empty.status_code == 422 and "file" in empty.json["error"]["fields"]
+
+
+def test_upload_is_stored_in_bounded_parts_and_read_back_as_one_stream(app, client, account, create_list, worker,
+                                                                        monkeypatch):
+    """The body is not kept in the job row: it is stored in parts of at most PART_BYTES,
+    which the worker reads back as one stream (a row, even a quoted cell with a line break,
+    may straddle two parts), and the parts are deleted when the job is done."""
+    from flexmail.extensions import db
+    from flexmail.models import ContactImport, ContactImportPart, Subscription
+    from flexmail.services import contact_imports, jobs
+
+    held = []
+    enqueue = jobs.enqueue
+    monkeypatch.setattr(jobs, "enqueue", lambda actor, job_id: held.append((actor, job_id)))  # look first
+    monkeypatch.setattr(contact_imports, "PART_BYTES", 50)
+    monkeypatch.setattr(contact_imports, "BATCH", 3)
+    lst = create_list()
+    rows = [PROOF.replace("proof@", f"p{i}@") for i in range(7)]
+    rows[3] = rows[3].replace("Send me news.", '"Send me\nnews."')
+    body = HEADER + "".join(rows)
+    answer = client.post(f"/api/v1/lists/{lst['id']}/imports", data=body.encode(),
+                         headers={**account.headers, "Content-Type": "text/csv"})
+    assert answer.status_code == 202 and answer.json["total_rows"] == 7
+    with app.app_context():
+        assert "content" not in ContactImport.__table__.c
+        parts = db.session.scalars(select(ContactImportPart.data).where(
+            ContactImportPart.import_id == answer.json["id"]).order_by(ContactImportPart.part)).all()
+        assert len(parts) == -(-len(body.encode()) // 50) and max(map(len, parts)) == 50
+        assert b"".join(parts) == body.encode()
+    assert held == [("import_contacts", answer.json["id"])]
+    enqueue(*held[0])
+    worker.drain()
+    job = client.get(f"/api/v1/lists/{lst['id']}/imports/{answer.json['id']}", headers=account.headers).json
+    assert (job["status"], job["subscribed"], job["rejected"], job["rows_done"]) == ("done", 7, 0, 7)
+    with app.app_context():
+        assert db.session.query(ContactImportPart).count() == 0
+        assert db.session.scalar(select(Subscription.consent_text).where(Subscription.email == "p3@example.com")
+                                 ) == "Send me\nnews."
+
+
+def test_a_body_over_the_limit_is_413_and_stores_nothing(app, client, account, create_list):
+    """Over CONTACT_IMPORT_MAX_BYTES the answer is 413 in the API's error envelope, whether
+    the client announced the size or the service finds out while reading the stream, and no
+    job or part is stored."""
+    import io
+
+    from flexmail.extensions import db
+    from flexmail.models import ContactImport, ContactImportPart
+    from flexmail.services import contact_imports
+    from flexmail.services.errors import TooLarge
+
+    lst = create_list()
+    app.config["CONTACT_IMPORT_MAX_BYTES"] = 100
+    body = (HEADER + PROOF).encode()
+    answer = client.post(f"/api/v1/lists/{lst['id']}/imports", data=body,
+                         headers={**account.headers, "Content-Type": "text/csv"})
+    assert answer.status_code == 413 and answer.json["error"]["code"] == "payload_too_large"
+    with app.app_context():
+        try:
+            contact_imports.create_import(account.id, lst["id"], io.BytesIO(body), max_bytes=100)
+        except TooLarge as exc:
+            assert exc.status == 413
+        else:
+            raise AssertionError("no TooLarge")
+        assert (db.session.query(ContactImport).count(), db.session.query(ContactImportPart).count()) == (0, 0)
+
+
+def test_an_address_taken_meanwhile_is_left_alone(app, client, account, create_list, worker, monkeypatch):
+    """A signup that takes an address between the batch's check and its bulk insert wins:
+    the imported row counts as existing, the batch does not fail, and the signup's
+    subscription keeps its state."""
+    from flexmail.extensions import db
+    from flexmail.models import Subscription
+    from flexmail.services import bulk, contact_imports
+
+    lst = create_list()
+    insert_new = bulk.insert_new
+
+    def racing(session, table, columns, rows, **kwargs):
+        other = dict(rows[0], status="pending", confirmed_at=None, email=rows[0]["email"])
+        insert_new(session, table, columns, [other], **kwargs)
+        return insert_new(session, table, columns, rows, **kwargs)
+
+    monkeypatch.setattr(contact_imports.bulk, "insert_new", racing)
+    job = run(client, account, lst["id"], HEADER + PROOF + PROOF.replace("proof@", "second@"), worker)
+    assert (job["status"], job["subscribed"], job["existing"]) == ("done", 1, 1)
+    with app.app_context():
+        statuses = dict(db.session.execute(select(Subscription.email, Subscription.status)).all())
+    assert {k: v.value for k, v in statuses.items()} == {"proof@example.com": "pending",
+                                                         "second@example.com": "subscribed"}
+
+
+def test_imported_proof_rows_send_their_webhooks(app, client, account, create_list, worker):
+    """Each imported subscription's two events reach an endpoint that asked for them, written in
+    the batch's transaction, numbered in the order they happened."""
+    from flexmail.extensions import db
+    from flexmail.models import Subscription, WebhookDelivery
+
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
+    hook = client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": [
+        "subscription.requested", "subscription.confirmed"]}, headers=account.headers).json
+    lst = create_list()
+    run(client, account, lst["id"], HEADER + PROOF + PROOF.replace("proof@", "two@"), worker)
+    with app.app_context():
+        subs = dict(db.session.execute(select(Subscription.email, Subscription.id)).all())
+        rows = db.session.execute(select(WebhookDelivery.sequence, WebhookDelivery.event_type, WebhookDelivery.data,
+                                         WebhookDelivery.email).where(WebhookDelivery.endpoint_id == hook["id"])).all()
+    got = sorted((data["subscription_id"], number, kind, data["status"], email) for number, kind, data, email in rows)
+    assert [(sid, kind, status, email) for sid, _, kind, status, email in got] == [
+        (subs["proof@example.com"], "subscription.requested", "subscribed", "proof@example.com"),
+        (subs["proof@example.com"], "subscription.confirmed", "subscribed", "proof@example.com"),
+        (subs["two@example.com"], "subscription.requested", "subscribed", "two@example.com"),
+        (subs["two@example.com"], "subscription.confirmed", "subscribed", "two@example.com")]

@@ -12,6 +12,7 @@ from flexmail import clock
 from flexmail.domain import webhook_signatures
 from flexmail.domain.retry import covered_seconds
 from tests.api.test_readme import _block
+from tests.conftest import BACKEND
 from tests.webhook_support import receiver
 
 ALL = ["subscription.requested", "subscription.confirmed", "subscription.unsubscribed", "subscription.cancelled",
@@ -59,7 +60,8 @@ def test_deliveries_retry_then_arrive_in_order_once_each(app, client, account, c
             sweep_and_drain(app, worker, advance=dt.timedelta(hours=1))
         assert [r.status for r in rx.requests] == [500, 500, 204, 204, 204]
         bodies = [r.json for r in rx.delivered]
-        assert [b["sequence"] for b in bodies] == [1, 2, 3]
+        numbers = [b["sequence"] for b in bodies]
+        assert numbers == sorted(numbers) and len(set(numbers)) == 3
         assert [b["type"] for b in bodies] == ["subscription.requested", "subscription.unsubscribed",
                                                "suppression.added"]
         assert bodies[0]["data"]["email"] == "first@example.com"
@@ -69,7 +71,7 @@ def test_deliveries_retry_then_arrive_in_order_once_each(app, client, account, c
             webhook_signatures.verify(hook["secret"], r.headers, r.body, now=int(r.headers["webhook-timestamp"]))
         log = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=account.headers).json["items"]
         assert [(d["sequence"], d["status"], d["attempts"]) for d in log] == [
-            (1, "delivered", 3), (2, "delivered", 1), (3, "delivered", 1)]
+            (numbers[0], "delivered", 3), (numbers[1], "delivered", 1), (numbers[2], "delivered", 1)]
         assert log[0]["response_status"] == 204 and log[0]["last_error"] is None
         sweep_and_drain(app, worker, advance=dt.timedelta(days=2))
         assert len(rx.requests) == 5  # nothing sent twice
@@ -148,7 +150,8 @@ def test_event_and_delivery_commit_together(app, client, account, create_list, s
         from flexmail.extensions import db
 
         rows = db.session.scalars(select(WebhookDelivery)).all()
-        assert [(r.endpoint_id, r.event_type, r.sequence) for r in rows] == [(a["id"], "subscription.requested", 1)]
+        assert [(r.endpoint_id, r.event_type) for r in rows] == [(a["id"], "subscription.requested")]
+    assert client.get(f"/api/v1/webhooks/{a['id']}", headers=account.headers).json["last_sequence"] == rows[0].sequence
     assert b["last_sequence"] == 0
 
 
@@ -199,7 +202,7 @@ def test_replay_one_delivery_keeps_its_id_and_sequence(app, client, account, cre
         worker.drain()
         assert len(rx.requests) == 3
         assert rx.requests[2].headers["webhook-id"] == rx.requests[0].headers["webhook-id"]
-        assert rx.requests[2].json["sequence"] == 1
+        assert rx.requests[2].json["sequence"] == rx.requests[0].json["sequence"] == log[0]["sequence"]
     assert client.post(url, json={"delivery_id": 999_999}, headers=account.headers).status_code == 404
     assert client.post(url, json={}, headers=account.headers).status_code == 422
     both = {"delivery_id": log[0]["id"], "since": "2020-01-01T00:00:00Z"}
@@ -267,9 +270,138 @@ def test_finished_deliveries_leave_the_log_after_its_retention(app, client, acco
         worker.drain()
     url = f"/api/v1/webhooks/{hook['id']}/deliveries"
     sweep_and_drain(app, worker, advance=dt.timedelta(days=app.config["WEBHOOK_LOG_DAYS"] - 1))
-    assert len(client.get(url, headers=account.headers).json["items"]) == 1
+    first = client.get(url, headers=account.headers).json["items"]
+    assert len(first) == 1
     subscribe(lst["id"], email="later@example.com")  # receiver gone: this one stays pending
     worker.drain()
     sweep_and_drain(app, worker, advance=dt.timedelta(days=2))
     items = client.get(url, headers=account.headers).json["items"]
-    assert [(d["sequence"], d["status"]) for d in items] == [(2, "pending")]
+    assert [d["status"] for d in items] == ["pending"] and items[0]["sequence"] > first[0]["sequence"]
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="row locks: PostgreSQL")
+def test_two_subscriptions_events_are_numbered_without_waiting_on_each_other(app, client, account, create_list,
+                                                                             subscribe):
+    """While one transaction holds an uncommitted event (and its delivery) of one subscription,
+    another subscription's event, for the same endpoint, is numbered and committed without
+    waiting: no counter row is shared by two subscribers."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from flexmail.domain.consent import EventType
+    from flexmail.extensions import db
+    from flexmail.models import Subscription, WebhookDelivery
+    from flexmail.services import proof
+    from flexmail.services.context import RequestMeta
+
+    lst = create_list()
+    register(client, account, "http://127.0.0.1:9/hook", ["subscription.confirmed"])
+    ids = [subscribe(lst["id"], email=f"p{i}@example.com").json["subscription"]["id"] for i in (1, 2)]
+    with app.app_context():
+        first, second = Session(db.engine), Session(db.engine)
+        try:
+            sub1, sub2 = first.get(Subscription, ids[0]), second.get(Subscription, ids[1])
+            proof.record_event(first, sub1, EventType.CONFIRMED, meta=RequestMeta(ip="192.0.2.1"), source="test",
+                               applied=True)
+            first.flush()  # the event and its delivery are written; the transaction stays open
+            second.execute(text("SET LOCAL lock_timeout = '2s'"))  # a wait would raise, not hang
+            proof.record_event(second, sub2, EventType.CONFIRMED, meta=RequestMeta(ip="192.0.2.2"), source="test",
+                               applied=True)
+            second.commit()
+            first.commit()
+        finally:
+            first.close()
+            second.close()
+        rows = db.session.execute(select(WebhookDelivery.sequence, WebhookDelivery.data)
+                                  .where(WebhookDelivery.event_type == "subscription.confirmed")).all()
+    assert sorted(data["subscription_id"] for _, data in rows) == sorted(ids)
+    assert len({number for number, _ in rows}) == 2
+
+
+def test_one_subscriptions_events_carry_increasing_numbers(app, client, account, create_list, subscribe):
+    """The events of one subscription are numbered in the order they happened, also when other
+    subscriptions' events come in between, and an event sent to two endpoints has the same
+    number at both, so a receiver can order one subscription's events by it."""
+    from flexmail.extensions import db
+    from flexmail.models import WebhookDelivery
+
+    lst = create_list()
+    a = register(client, account, "http://127.0.0.1:9/a")
+    b = register(client, account, "http://127.0.0.1:9/b", ["subscription.requested", "subscription.unsubscribed"])
+    one = subscribe(lst["id"], email="one@example.com").json["subscription"]["id"]
+    subscribe(lst["id"], email="other@example.com")
+    assert client.delete(f"/api/v1/subscriptions/{one}", headers=account.headers).status_code == 200
+    subscribe(lst["id"], email="third@example.com")
+    assert subscribe(lst["id"], email="one@example.com").status_code == 202
+    with app.app_context():
+        rows = db.session.execute(select(WebhookDelivery.endpoint_id, WebhookDelivery.sequence,
+                                         WebhookDelivery.event_type, WebhookDelivery.data)
+                                  .order_by(WebhookDelivery.id)).all()
+    mine = [(number, kind) for endpoint, number, kind, data in rows
+            if endpoint == a["id"] and data.get("subscription_id") == one]
+    assert [kind for _, kind in mine] == ["subscription.requested", "subscription.unsubscribed",
+                                          "subscription.requested"]
+    numbers = [number for number, _ in mine]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 3
+    at_b = [number for endpoint, number, _, data in rows if endpoint == b["id"] and data.get("subscription_id") == one]
+    assert at_b == numbers
+
+
+def _deliveries(app, endpoint_id, event_type):
+    from flexmail.extensions import db
+    from flexmail.models import WebhookDelivery
+
+    with app.app_context():
+        return [(d.data, d.email) for d in db.session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id,
+                                          WebhookDelivery.event_type == event_type).order_by(WebhookDelivery.id))]
+
+
+def test_platform_wide_entries_reach_the_accounts_that_hold_the_address(app, client, account, create_account,
+                                                                        create_list, subscribe):
+    """A platform-wide entry (an operator's complaint, hard bounce or manual entry) and its lift
+    send suppression.added / .lifted to each account holding a subscription of the address, with
+    the address it holds, scope "global" and not the operator's reason; an account that does not
+    hold the address hears nothing."""
+    from tests.suppression_support import add
+
+    admin = create_account("Operator", scopes=("admin",))
+    stranger = create_account("Stranger", scopes=("marketer",))
+    mine = register(client, account, "http://127.0.0.1:9/mine", ["suppression.added", "suppression.lifted"])
+    theirs = client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/theirs", "events": ALL},
+                         headers=stranger.headers).json
+    lst = create_list()
+    subscribe(lst["id"], email="Trap@Example.com")
+    subscribe(create_list(name="Second")["id"], email="trap@example.com")
+    entry = add(client, admin, email="trap@example.com", reason="complaint", scope="global").json["entries"][0]
+    added = _deliveries(app, mine["id"], "suppression.added")
+    assert added == [({"suppression_id": entry["id"], "kind": "address", "scope": "global", "reason": None,
+                       "source": None, "domain": None}, "Trap@example.com")]
+    assert client.delete(f"/api/v1/suppressions/{entry['id']}", headers=admin.headers).status_code == 200
+    lifted = _deliveries(app, mine["id"], "suppression.lifted")
+    assert [(data["suppression_id"], data["scope"], data["reason"]) for data, _ in lifted] == [
+        (entry["id"], "global", None)]
+    assert _deliveries(app, theirs["id"], "suppression.added") == []
+    assert _deliveries(app, theirs["id"], "suppression.lifted") == []
+
+
+def test_not_me_and_stop_all_send_suppression_added(app, client, account, create_list, subscribe, worker, maildir):
+    """The account-wide entries a person makes ("this was not me" on a confirmation mail, "stop
+    all mail from this sender" on the unsubscribe page) send suppression.added like any other."""
+    from tests.helpers import link_from, token_of
+
+    hook = register(client, account, "http://127.0.0.1:9/hook", ["suppression.added"])
+    lst = create_list()
+    sub = subscribe(lst["id"], email="someone@example.com").json["subscription"]
+    worker.drain()
+    (mail,) = maildir()
+    assert client.post("/not-me/" + token_of(link_from(mail, "not-me"))).status_code == 200
+    other = subscribe(create_list(name="Other")["id"], email="reader@example.com").json["subscription"]
+    unsubscribe_url = client.get(f"/api/v1/subscriptions/{other['id']}", headers=account.headers
+                                 ).json["unsubscribe_url"]
+    path = "/unsubscribe/" + token_of(unsubscribe_url)
+    assert client.post(path, data={"via": "page", "all_lists": "1"}).status_code == 200
+    added = _deliveries(app, hook["id"], "suppression.added")
+    assert [(data["reason"], data["scope"], data["source"], email) for data, email in added] == [
+        ("not_me", "account", f"subscription:{sub['id']}", None),
+        ("unsubscribed", "account", f"unsubscribe:{other['id']}", "reader@example.com")]

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.postgres,
 
 def test_the_benchmarks_are_discovered():
     """The runner finds the benchmarks on main and none of the helper modules."""
-    assert {"http_paths", "sequential_subscribe", "suppression_check"} <= set(BENCHMARKS)
+    assert {"http_paths", "sequential_subscribe", "suppression_check", "dashboard_funnel"} <= set(BENCHMARKS)
     assert not set(BENCHMARKS) & HELPERS
 
 

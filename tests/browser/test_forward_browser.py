@@ -87,3 +87,21 @@ def test_friend_stops_forwards_from_the_mail_link(app, client, account, fwd, wor
     assert post_forward(client, fwd.path, [FRIENDS[0]]).status_code == 200
     worker.drain()
     assert len(mails_to(maildir(), FRIENDS[0])) == 1
+
+
+def test_client_mode_opens_the_mail_program_without_javascript(client, account, create_list, subscribe, worker,
+                                                               maildir, site, new_page):
+    """On a client-mode list, with JavaScript off, the page has no address field; its button counts one forward
+    and hands the browser a prepared mailto: (303) with no recipient; reloading the page counts nothing."""
+    fwd = setup_forwarding(client, account, create_list, subscribe, worker, maildir,
+                           list_overrides={"forward_mode": "client"})
+    page = new_page(java_script_enabled=False)
+    page.goto(fwd.forward_url)
+    page.reload()
+    assert page.locator("input[type=email], textarea, input[name=friend]").count() == 0
+    assert stats(client, account, fwd.campaign_id)["forwards"] == 0
+    with page.expect_response(lambda response: "/open?" in response.url) as answer:
+        page.click("#open-mail-button")
+    assert answer.value.status == 303
+    assert answer.value.headers["location"].startswith("mailto:?subject=Fwd%3A%20Our%20autumn%20news&body=")
+    assert stats(client, account, fwd.campaign_id) == {"forwards": 1, "forwarded_recipients": 0}

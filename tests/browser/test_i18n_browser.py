@@ -2,6 +2,10 @@
 is in the list's language only (``<html lang>`` included), has no axe-core violation, fits a 375 px screen,
 and is photographed at 375 and 1280 px; the walk also works without JavaScript and without CSS.
 
+The mail step goes through the development mailbox (``/dev/mail``, on in these tests' development mode), as a
+newcomer without a mail account would: the person opens the mail there and clicks the link inside the rendered
+HTML part. The mailbox pages are English (a developer's tool) and mark the mail's own texts with its ``lang``.
+
 Outputs (a CI artifact folder, gitignored): ``tests/output/screenshots/<lang>-<page>-<width>.png`` and
 ``tests/output/axe/<lang>-<page>.json``. The walk runs on SQLite only: it exercises templates, catalogs
 and the browser, which do not depend on the database (the PostgreSQL run covers the same pages through
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from playwright.sync_api import expect
@@ -43,8 +48,25 @@ def logos(tmp_path):
 
 @pytest.fixture
 def app_config(app_config, logos):
-    app_config.update(LOGO_CA_FILE=str(logos.cert), LOGO_FETCH_ALLOW_PRIVATE=True)
+    app_config.update(LOGO_CA_FILE=str(logos.cert), LOGO_FETCH_ALLOW_PRIVATE=True, DEV_MODE=True)
     return app_config
+
+
+def open_mail(page, base: str, email: str, *, audit=None) -> None:
+    """Open the newest mail to ``email`` in the development mailbox (``audit``: check both its pages)."""
+    page.goto(f"{base}/dev/mail")
+    if audit:
+        audit(page, "dev-mailbox", lang="en")
+    page.locator("table.mailbox tbody tr", has_text=email).first.locator("a").click()
+    expect(page.locator("dl.mail-headers")).to_contain_text(email)
+    if audit:
+        # The HTML part is the mail's, in a sandboxed frame that runs no script (so no axe-core in it either).
+        audit(page, "dev-mail", lang="en", axe_options={"iframes": False})
+
+
+def click_in_mail(page, link_text: str) -> None:
+    """Click a link of the HTML part shown in the development mailbox; it opens in the whole window."""
+    page.frame_locator("iframe.mail-html").get_by_role("link", name=link_text).click()
 
 
 def _token_free(url: str) -> str:
@@ -59,22 +81,25 @@ class Auditor:
         for folder in ("screenshots", "axe"):
             (OUTPUT / folder).mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, page, name: str, *, axe: bool = True) -> None:
+    def __call__(self, page, name: str, *, axe: bool = True, lang: str | None = None,
+                 axe_options: dict | None = None) -> None:
         stem = f"{self.label}{self.lang}-{name}"
+        lang = lang or self.lang
         self.seen.append(name)
         page.wait_for_load_state("load")  # a click's navigation may be committed but not yet parsed
-        expect(page.locator("html")).to_have_attribute("lang", self.lang)
+        expect(page.locator("html")).to_have_attribute("lang", lang)
         visible = VisibleText(page.content())
-        assert visible.html_lang == self.lang, (name, visible.html_lang)
-        assert VOCABULARY.foreign_texts(self.lang, visible) == [], name
+        assert visible.html_lang == lang, (name, visible.html_lang)
+        assert VOCABULARY.foreign_texts(lang, visible) == [], name
         assert page.title().strip(), name
         if axe:
             page.add_script_tag(path=str(AXE))
-            result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+            options = {"resultTypes": ["violations"], **(axe_options or {})}
+            result = page.evaluate("options => axe.run(document, options)", options)
             violations = [{"id": v["id"], "impact": v["impact"], "help": v["help"],
                            "nodes": [n["target"] for n in v["nodes"]]} for v in result["violations"]]
             (OUTPUT / "axe" / f"{stem}.json").write_text(json.dumps(
-                {"page": name, "lang": self.lang, "url": _token_free(page.url), "axe": result["testEngine"]["version"],
+                {"page": name, "lang": lang, "url": _token_free(page.url), "axe": result["testEngine"]["version"],
                  "violations": violations, "passes": len(result.get("passes", []))}, indent=2))
             assert violations == [], (name, violations)
         for width in WIDTHS:
@@ -117,10 +142,11 @@ def test_walk_every_page_in_each_language(app, client, account, site, walk_conte
     worker.drain()
     mail = mails_to(maildir(), email)[-1]
     assert mail["Subject"] == strings["Please confirm your subscription to %(list)s"] % {"list": LIST_NAMES[lang]}
-    confirm_url, not_me_url = link_from(mail, "confirm"), link_from(mail, "not-me")
-    page.goto(not_me_url)
-    audit(page, "not-me")
-    page.goto(confirm_url)
+    confirm_url = link_from(mail, "confirm")
+    open_mail(page, base, email, audit=audit)
+    expect(page.locator("h1")).to_have_text(mail["Subject"])
+    click_in_mail(page, strings["Confirm my subscription"])
+    expect(page).to_have_url(confirm_url)
     audit(page, "confirm")
     page.click("#confirm-button")
     expect(page.locator("#outcome")).to_contain_text(LIST_NAMES[lang])
@@ -142,6 +168,19 @@ def test_walk_every_page_in_each_language(app, client, account, site, walk_conte
     page.click("#stop-button")
     audit(page, "forward-stopped")
 
+    # The same list switched to client mode: the page opens the person's own mail program.
+    client.patch(f"/api/v1/lists/{lst['id']}", json={"forward_mode": "client"}, headers=account.headers)
+    page.goto(forward_url(client, account, subscription_id, campaign["id"]))
+    audit(page, "forward-client")
+    assert page.locator("input[type=email], textarea, input[name=friend]").count() == 0
+    with page.expect_response(re.compile(r"/forward/[^/]+/open")) as answer:
+        page.click("#open-mail-button")
+    assert answer.value.status == 303
+    mailto = answer.value.headers["location"]
+    assert mailto.startswith("mailto:?subject=") and unquote(mailto).startswith(
+        "mailto:?subject=" + strings["Fwd: %(subject)s"] % {"subject": f"{LIST_NAMES[lang]} 7"} + "&body=")
+    assert client.get(f"/api/v1/campaigns/{campaign['id']}/stats", headers=account.headers).json["forwards"] == 2
+
     detail = client.get(f"/api/v1/subscriptions/{subscription_id}", headers=account.headers).json
     page.goto(detail["unsubscribe_url"])
     audit(page, "unsubscribe")
@@ -153,7 +192,10 @@ def test_walk_every_page_in_each_language(app, client, account, site, walk_conte
     worker.drain()
     again = mails_to(maildir(), email)[-1]
     assert again["Subject"] == mail["Subject"] and again["Message-ID"] != mail["Message-ID"]
-    page.goto(link_from(again, "not-me"))
+    open_mail(page, base, email)
+    click_in_mail(page, strings["This was not me"])
+    expect(page).to_have_url(link_from(again, "not-me"))
+    audit(page, "not-me")
     page.click("#not-me-button")
     audit(page, "not-me-done")
 
@@ -166,7 +208,7 @@ def test_walk_every_page_in_each_language(app, client, account, site, walk_conte
     audit(page, "expired-link")
     page.click("#renew-button")
     audit(page, "renewed")
-    assert len(audit.seen) == 19
+    assert len(audit.seen) == 22
 
 
 def test_switching_language_on_the_page_keeps_it_through_the_forms(site, walk_context, create_list, logos):
@@ -194,7 +236,9 @@ def _walk_basics(page, site, lst, client, account, worker, maildir, email, strin
     page.locator("form button[type=submit]").click()
     headings.append(page.locator("h1").inner_text())
     worker.drain()
-    page.goto(link_from(mails_to(maildir(), email)[-1], "confirm"))
+    open_mail(page, site.url, email)
+    click_in_mail(page, strings["Confirm my subscription"])
+    expect(page).to_have_url(link_from(mails_to(maildir(), email)[-1], "confirm"))
     page.click("#confirm-button")
     headings.append(page.locator("#outcome").inner_text())
     items = client.get(f"/api/v1/lists/{lst['id']}/subscriptions", headers=account.headers).json["items"]

@@ -161,16 +161,17 @@ def test_person_cannot_pass_domain_or_global_entries(ctx, account):
 
 
 def test_add_suppression_keeps_its_contract(ctx, account):
-    """The older helper: a new entry comes back unflushed (no id), an identical one is reused."""
+    """The single-entry helper: a new entry comes back flushed and marked made now, an
+    identical one is reused and marked as not made."""
     from flexmail.extensions import db
 
     key = suppressions.hasher().address("k@example.com")
     with db.session.begin():
-        row = suppressions.add_suppression(db.session, account_id=account.id, address_hash=key,
-                                           reason="unsubscribed", source="unsubscribe:1")
-        assert row.id is None
+        row, made = suppressions.add_suppression(db.session, account_id=account.id, address_hash=key,
+                                                 reason="unsubscribed", source="unsubscribe:1")
+        assert made and row.id is not None
     with db.session.begin():
-        again = suppressions.add_suppression(db.session, account_id=account.id, address_hash=key,
-                                             reason="unsubscribed", source="unsubscribe:2")
-        assert again.id == row.id
+        again, made = suppressions.add_suppression(db.session, account_id=account.id, address_hash=key,
+                                                   reason="unsubscribed", source="unsubscribe:2")
+        assert not made and again.id == row.id
     assert suppressions.find_suppression(account.id, key).id == row.id

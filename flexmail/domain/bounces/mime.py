@@ -132,7 +132,7 @@ RETURNED_MARKERS = re.compile(
     r"included is a copy of the message|original message headers|below is a copy of the original message|"
     r"-+ ?original message ?-+|-+ ?returned message ?-+|unsent message below|"
     r"message headers follow|the original message (?:was|is) (?:attached|below)|"
-    r"^received: from ).*$", re.IGNORECASE | re.MULTILINE)
+    r"^received: ?from ).*$", re.IGNORECASE | re.MULTILINE)
 #: Lines of context after an address that belong to its diagnostic.
 CONTEXT_LINES = 8
 

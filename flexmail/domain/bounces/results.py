@@ -77,8 +77,14 @@ def clean_diagnostic(text: str | None) -> str | None:
 DATA_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?|command:?)\s*(?:end of\s+)?data\b|"
                         r"after end of data|while (?:sending|transmitting) (?:the )?message (?:body|data)|-+smtp command data",  # noqa: E501
                         re.I)
-RCPT_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?)\s*rcpt\b|did not like our rcpt", re.I)
+RCPT_PHASE = re.compile(r"(?:in reply to|after|>>>|smtp command:?)\s*rcpt\b|did not like our rcpt|smtp:rcpt\b|"
+                        r"most progress was rcpt|for rcpt to response|rejected address|"
+                        # Yahoo's "[RCPT_TO]" after the remote reply; Exchange Online's "unknown
+                        # recipient or mailbox unavailable -> 550 <address> ..." (5.1.351).
+                        r"\[rcpt_to\]|unknown recipient or mailbox unavailable ->.*@", re.I)
 MAIL_PHASE = re.compile(r"(?:after|in reply to)\s+mail\s+from|>>>\s*mail\s+from", re.I)
+#: Words about a mailbox that exists: they beat an address status (X.1.x) that says it does not.
+MAILBOX_STATE_REASONS = frozenset({"mailboxfull", "exceedlimit", "suspend", "mailererror"})
 #: An X.7.x status is about policy and security: never a verdict on the address (standards L2).
 POLICY_STATUS = re.compile(r"^[45]\.7\.")
 
@@ -99,7 +105,9 @@ def phase(text: str | None, *, transcript: bool = True) -> str | None:
 
 
 def decide(*, status: str | None = None, diagnostic: str | None = None, action: str | None = None,
-           reply_code: int | None = None, context: str | None = None) -> tuple[str, BounceClass, str | None]:
+           reply_code: int | None = None, context: str | None = None,
+           recipient: str | None = None, vouched: bool = False,
+           command: str | None = None) -> tuple[str, BounceClass, str | None]:
     """(reason, class, status) for one recipient of a failure report or one SMTP reply.
 
     Only a permanent failure (5.x.x, a 5yz reply, or ``Action: failed`` without a status)
@@ -109,10 +117,20 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
     - the status is X.7.x (policy, security), whatever the words (standards L2);
     - the refusal came after DATA: an address accepted at RCPT and refused for the
       content is a filter, not a missing mailbox (Sisimai's ``filtered``);
-    - the words say the recipient's own filter refused it.
+    - the words say the recipient's own filter refused it;
+    - the words say the mailbox exists (full, disabled, a failed delivery program);
+    - a report (``recipient`` given: a DSN or a text bounce, not our own relay's reply nor
+      an ESP event) says "user unknown" without an address status (X.1.1, X.1.3, X.1.4),
+      without evidence of the RCPT phase, and without ``vouched``: Sisimai's rule
+      (Reason::UserUnknown is true for such words only when the last command was RCPT;
+      otherwise Reason::Filtered), since some receivers answer "user unknown" after DATA
+      when the recipient's own filter refuses the sender.
 
     ``context`` is the human-readable text around the recipient (the MTA's explanation),
-    read for the SMTP phase when the diagnostic does not say it.
+    read for the SMTP phase when the diagnostic does not say it. ``vouched`` is set when
+    the report's format says the words are the reporting MTA's or remote host's own
+    verdict on the mailbox (``mta.vouches``, Sisimai's per-MTA readers); ``command`` is the
+    SMTP command the caller found the refusal at, when the diagnostic does not say it.
     """
     action = (action or "").strip().lower() or None
     text = clean_diagnostic(diagnostic)
@@ -139,10 +157,12 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
         by_text = text_reason(context) if by_status is None else None
     if by_text in SENDER_REASONS or by_status is None:
         reason = by_text or by_status
+    elif by_status in HARD_REASONS and by_text in MAILBOX_STATE_REASONS:
+        reason = by_text  # "550 5.1.1 mailbox full": the mailbox exists (Sisimai's UserUnknown prematches)
     elif by_text in HARD_REASONS and status and status[2:] == "2.1":
         reason = by_text  # X.2.1 "mailbox disabled" with words saying it does not exist
-    elif by_text == "filtered" or by_status in HARD_REASONS or by_text is None:
-        reason = by_text if by_text == "filtered" else by_status
+    elif by_text in ("filtered", "mailererror") or by_status in HARD_REASONS or by_text is None:
+        reason = by_text if by_text in ("filtered", "mailererror") else by_status
     elif by_status in ("syntaxerror", "policyviolation", "securityerror", "networkerror", "systemerror"):
         reason = by_text  # generic status subjects; the words are more precise
     else:
@@ -162,6 +182,9 @@ def decide(*, status: str | None = None, diagnostic: str | None = None, action: 
         elif not (status and status[2:].startswith("1.")) and (
                 phase(text) == "DATA" or (phase(text) is None and phase(context, transcript=False) == "DATA")):
             reason = "filtered"
+    if reason == "userunknown" and recipient and by_status != "userunknown" and not vouched and not (
+            command == "RCPT" or phase(text) == "RCPT" or phase(context, transcript=False) == "RCPT"):
+        reason = "filtered"  # a "user unknown" that nothing places at RCPT (Sisimai's filtered)
     if reason is None:
         return "undefined", (BounceClass.SOFT if action == "failed" or reply_code or status else BounceClass.IGNORE), status  # noqa: E501
     if reason in HARD_REASONS:

@@ -121,6 +121,17 @@ def _rx(*patterns: str) -> re.Pattern:
 #: Sender-side causes come first: a refusal that mentions both a blocklist and the
 #: recipient is about the sender.
 TEXT_REASONS: list[tuple[str, re.Pattern]] = [
+    # Callout verification of the *sender* address ("550-Verification failed for <sender>"):
+    # whatever else the reply says, it is about our envelope sender.
+    ("rejected_strong", _rx(r"sender verify failed", r"verification failed for <", r"sender address rejected",
+                            r"sender verification failed", r"could not verify sender")),
+    # A delivery program (pipe, procmail, maildrop) that failed at the receiving host: its exit
+    # status is not a verdict on the address, whatever status the MTA derived from it.
+    ("mailererror", _rx(r"command output:", r"command died with status", r"command failed:", r"\bprocmail: ",
+                        r"bin/procmail", r"bin/maildrop", r"pipe to \|", r"mailer error", r"\|\| exit ")),
+    # cPanel Exim's ``cannot_route_message`` (its wording for "Unrouteable address"): it lists
+    # "blacklisted" among the possibilities, so it must come before the blocklist words.
+    ("hostunknown_strong", _rx(r"the account or domain may not exist")),
     ("authfailure", _rx(r"\bspf\b.{0,40}(?:fail|check|record|validat|not)", r"(?:fail|did not pass).{0,20}\bspf\b",
                         r"\bdkim\b.{0,30}(?:fail|invalid|missing|signature)", r"\bdmarc\b",
                         r"sender policy framework", r"not authenticated .{0,40}(?:spf|dkim)",
@@ -151,6 +162,13 @@ TEXT_REASONS: list[tuple[str, re.Pattern]] = [
                        r"unable to relay", r"not permitted to relay", r"we do not relay", r"relay not")),
     ("securityerror", _rx(r"authentication required", r"\bauth(?:entication)? (?:failed|error)", r"\btls\b.{0,30}required",
                           r"encryption required", r"\bstarttls\b", r"certificate")),
+    # The envelope sender refused (Sisimai's ``rejected``): about our MAIL FROM, not the recipient.
+    ("rejected", _rx(r"invalid sender\b", r"\bsender (?:address )?(?:is )?(?:invalid|blacklisted|not allowed|banned)",
+                     r"null sender is not allowed", r"empty envelope senders?", r"unroutable sender",
+                     r"sender domain (?:is empty|listed)", r"server does not accept mail from",
+                     r"not allowed to post to this (?:mailing )?list", r"members-only list",
+                     r"too many spam complaints", r"your (?:e-?mail )?address has been blacklisted",
+                     r"mail from not owned by user", r"outgoing mail suspension", r"but sender was rejected")),
     ("policyviolation", _rx(r"\bpolicy\b", r"prohibited", r"not permitted", r"disallowed",
                             r"message rejected due to local policy", r"domain of sender address .{0,30} does not",
                             r"header (?:check|error)")),
@@ -201,7 +219,10 @@ TEXT_REASONS: list[tuple[str, re.Pattern]] = [
                         r"unknown local", r"not listed in", r"user .{0,40} not found", r"sorry, no mailbox",
                         r"there is no one", r"mailbox has been (?:deleted|removed)", r"invalid final delivery userid",
                         r"recipient address rejected: access denied", r"name is not recognized",
-                        r"recipientnotfound", r"wasn.t found at the destination")),
+                        r"recipientnotfound", r"wasn.t found at the destination",
+                        # Gmail's own verdict ("** Address not found ** ... because the address
+                        # couldn't be found"), written when the remote reply is not quoted.
+                        r"because the address couldn.t be found")),
     ("filtered", _rx(r"\bfilter", r"refused by recipient", r"recipient .{0,30}refuse", r"rejected by (?:the )?recipient",
                      r"user refuses", r"domain .{0,20}rejected")),
     ("expired", _rx(r"retry time", r"delivery time expired", r"message (?:has been )?(?:in the queue|queued) too long",
