@@ -104,8 +104,8 @@ class WebhookSweeperMiddleware(PeriodicMiddleware):
                 return
 
 
-def build_broker(url: str, *, namespace: str = "flexmail") -> dramatiq.Broker:
-    """``stub``, ``redis://...`` or ``amqp://...``."""
+def build_broker(url: str, *, namespace: str = "flexmail", redis_options: dict | None = None) -> dramatiq.Broker:
+    """``stub``, ``redis://...`` or ``amqp://...``; ``redis_options`` go to the RedisBroker."""
     if url == "stub":
         from dramatiq.brokers.stub import StubBroker
 
@@ -113,7 +113,7 @@ def build_broker(url: str, *, namespace: str = "flexmail") -> dramatiq.Broker:
     if url.startswith(("redis://", "rediss://")):
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=url, namespace=namespace)
+        return RedisBroker(url=url, namespace=namespace, **(redis_options or {}))
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -123,7 +123,9 @@ def build_broker(url: str, *, namespace: str = "flexmail") -> dramatiq.Broker:
 
 def init_app(app) -> dramatiq.Broker:
     """Build the broker, add our middleware, make it global and bind the actors to it."""
-    broker = build_broker(app.config["BROKER_URL"], namespace=app.config.get("BROKER_NAMESPACE", "flexmail"))
+    broker = build_broker(app.config["BROKER_URL"], namespace=app.config.get("BROKER_NAMESPACE", "flexmail"),
+                          redis_options={"heartbeat_timeout": app.config["BROKER_HEARTBEAT_TIMEOUT"],
+                                         "maintenance_chance": app.config["BROKER_MAINTENANCE_CHANCE"]})
     broker.add_middleware(AppContextMiddleware(app))
     broker.add_middleware(OutboxSweeperMiddleware(app, app.config["OUTBOX_SWEEP_INTERVAL"]))
     broker.add_middleware(WebhookSweeperMiddleware(app, app.config["OUTBOX_SWEEP_INTERVAL"]))

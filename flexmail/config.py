@@ -39,6 +39,8 @@ DEFAULTS = {
     # A request whose Idempotency-Key is in use by a running request waits this long for
     # that request's answer before it gets 409 idempotency_in_progress.
     "IDEMPOTENCY_WAIT_SECONDS": 5,
+    # ... and a claim whose request died (the database or the process) is taken over after this.
+    "IDEMPOTENCY_LEASE_SECONDS": 60,
     # Outbox: how long a claimed send may take before another worker may retry it,
     # how often the sweeper looks, and how old a pending row must be before it is swept.
     "OUTBOX_LEASE_SECONDS": 120,
@@ -62,6 +64,11 @@ DEFAULTS = {
     # Seconds to wait for a PostgreSQL connection: an unreachable host must give a quick 503.
     "DATABASE_CONNECT_TIMEOUT": 5,
     "EMBEDDED_WORKER": True,
+    # Redis broker: a worker process whose heartbeat is older than this (ms) is dead, and the
+    # messages it had fetched go back to their queues at the next queue maintenance, which
+    # runs on this many commands out of a million (dramatiq's defaults: 60 s, 1,000).
+    "BROKER_HEARTBEAT_TIMEOUT": 60_000,
+    "BROKER_MAINTENANCE_CHANCE": 1_000,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     # Suppression checks, bulk adds and imports carry up to 100,000 addresses: their routes
     # (only those) accept bodies up to this size.

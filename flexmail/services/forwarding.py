@@ -60,6 +60,7 @@ from flexmail.models import (
 )
 from flexmail.services import localized
 from flexmail.services.addressing import bounce_address
+from flexmail.services.availability import is_database_unavailable, reset_session
 from flexmail.services.context import RequestMeta, hash_address, parse_address, setting, signer
 from flexmail.services.errors import BadToken, RateLimited, ValidationFailed, WrongForwardMode
 from flexmail.services.suppressions import suppressed_addresses
@@ -346,6 +347,9 @@ def deliver_forward(campaign_id: int, sealed: str, *, attempt: int = 1) -> str:
     try:
         return _deliver(campaign_id, sealed, attempt)
     except Exception as exc:
+        if is_database_unavailable(exc):  # a restart: try later, like a relay that is away
+            reset_session()
+            return _retry_or_drop(campaign_id, sealed, attempt, type(exc).__name__)
         log.error("forward mail of campaign %s: unexpected %s; dropped", campaign_id, type(exc).__name__)
         _count_failed(campaign_id, 1)
         return "failed"
@@ -375,6 +379,11 @@ def _deliver(campaign_id: int, sealed: str, attempt: int) -> str:
     if error is None:
         log.info("forward mail of campaign %s sent", campaign_id)
         return "sent"
+    return _retry_or_drop(campaign_id, sealed, attempt, error)
+
+
+def _retry_or_drop(campaign_id: int, sealed: str, attempt: int, error: str) -> str:
+    """Re-enqueue the same sealed message with a growing delay, or drop it after the last attempt."""
     if attempt < setting("FORWARD_MAX_ATTEMPTS"):
         delay = setting("FORWARD_RETRY_DELAY_MS") * 4 ** (attempt - 1)
         try:

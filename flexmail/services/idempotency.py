@@ -37,8 +37,13 @@ log = logging.getLogger(__name__)
 
 #: How long a key is remembered.
 LIFETIME = dt.timedelta(hours=24)
-#: How long a claim belongs to the request that made it before a retry may take it over.
+#: How long a claim belongs to the request that made it before a retry may take it over
+#: (FLEXMAIL_IDEMPOTENCY_LEASE_SECONDS; longer than any request may run).
 LEASE = dt.timedelta(seconds=60)
+
+
+def _lease() -> dt.timedelta:
+    return dt.timedelta(seconds=int(setting("IDEMPOTENCY_LEASE_SECONDS")))
 MAX_KEY_LENGTH = 255
 POLL_SECONDS = 0.05
 
@@ -139,7 +144,7 @@ def _try_claim(account_id: int, key: str, fingerprint_: str) -> Claim | None:
     try:
         with unit_of_work() as uow:
             record = IdempotencyRecord(account_id=account_id, key=key, fingerprint=fingerprint_,
-                                       state="in_progress", locked_until=at + LEASE, created_at=at)
+                                       state="in_progress", locked_until=at + _lease(), created_at=at)
             uow.session.add(record)
             uow.session.flush()
             record_id = record.id
@@ -154,7 +159,7 @@ def _take_over(record_id: int, at: dt.datetime) -> bool:
             update(IdempotencyRecord).where(IdempotencyRecord.id == record_id,
                                             IdempotencyRecord.state == "in_progress",
                                             IdempotencyRecord.locked_until <= at)
-            .values(locked_until=at + LEASE).execution_options(synchronize_session=False)).rowcount
+            .values(locked_until=at + _lease()).execution_options(synchronize_session=False)).rowcount
     return taken == 1
 
 

@@ -156,3 +156,44 @@ def test_erasure_removes_stored_answers_that_name_the_person(app, client, accoun
     assert all(b"erase.me" not in (r.response_body or b"").lower() for r in rows)
     again = client.post(f"/api/v1/lists/{lst['id']}/subscriptions", json=body, headers=headers)
     assert again.status_code == 409 and again.json["error"]["code"] == "suppressed"
+
+
+def test_a_database_failure_between_the_work_and_its_answer_does_the_signup_once(app, client, account, create_list,
+                                                                                 monkeypatch):
+    """Found by the soak (bench/soak.py): PostgreSQL crashed after a signup's work committed but
+    before its answer was stored, so the key stayed in progress; the retry that took it over
+    after its lease did the signup again (a second round, a second confirmation mail). The
+    work and the answer now commit together: here storing the answer (and freeing the key)
+    fails as with the database gone, the client gets 503, and the retry after the lease does
+    the signup once."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import OperationalError
+
+    from flexmail import clock
+    from flexmail.extensions import db
+    from flexmail.models import ConsentEvent, OutboxMessage
+    from flexmail.services import idempotency
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("UPDATE idempotency_keys ...", {}, Exception("server closed the connection"))
+
+    lst = create_list()
+    headers = {**account.headers, "Idempotency-Key": "signup-crash"}
+    body = {"email": "crash@example.com", "ip": "203.0.113.9"}
+    start = clock.now()
+    clock.freeze(start)
+    monkeypatch.setattr(idempotency, "complete", database_gone)
+    monkeypatch.setattr(idempotency, "_delete", database_gone)
+    first = client.post(f"/api/v1/lists/{lst['id']}/subscriptions", json=body, headers=headers)
+    assert first.status_code == 503 and first.headers["Retry-After"]
+    monkeypatch.undo()
+    clock.freeze(start + idempotency.LEASE + dt.timedelta(seconds=1))
+    retry = client.post(f"/api/v1/lists/{lst['id']}/subscriptions", json=body, headers=headers)
+    assert retry.status_code == 202, retry.json
+    with app.app_context():
+        requested = db.session.scalar(select(func.count()).select_from(ConsentEvent)
+                                      .where(ConsentEvent.type == "subscribe_requested"))
+        mails = db.session.scalar(select(func.count()).select_from(OutboxMessage))
+    assert (requested, mails) == (1, 1)
+    assert client.post(f"/api/v1/lists/{lst['id']}/subscriptions", json=body,
+                       headers=headers).headers["Idempotent-Replayed"] == "true"

@@ -18,8 +18,9 @@ sys.path.insert(0, str(ROOT))
 from bench.run_all import HELPERS, discover, options_of  # noqa: E402
 
 BENCHMARKS = discover()
-#: What each needs besides PostgreSQL and Redis.
-NEEDS_WRK = {"http_paths", "soak"}
+#: What each needs besides PostgreSQL and Redis (soak starts its own of both, and PostgreSQL 15's
+#: initdb/pg_ctl, as tests/faults.py does).
+NEEDS_WRK = {"http_paths"}
 
 pytestmark = [pytest.mark.postgres,
               pytest.mark.skipif(BACKEND != "postgres", reason="benchmarks run in the PostgreSQL + Redis pass")]

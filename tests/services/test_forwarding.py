@@ -203,6 +203,36 @@ def test_sent_mail_failures_retry_then_drop_and_count(app, fwd, worker, maildir,
         assert broker.dead_letters == []
 
 
+def test_a_database_unreachable_at_send_time_delays_the_forward_mail_instead_of_dropping_it(
+        app, fwd, worker, maildir, monkeypatch):
+    """The worker cannot reach the database when a forward mail's turn comes (a restart): the
+    sealed message is retried later like a relay failure, the mail goes out once, and nothing
+    is counted as failed. (Before, the mail was dropped, and its failure could not even be
+    counted.)"""
+    from sqlalchemy.exc import OperationalError
+
+    from flexmail.services import forwarding
+
+    app.config.update(FORWARD_RETRY_DELAY_MS=10)
+    real = forwarding._blocked
+    calls = {"n": 0}
+
+    def database_gone_once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OperationalError("SELECT ... FROM suppressions", {}, Exception("connection refused"))
+        return real(*args, **kwargs)
+
+    worker.pause()
+    _forward(app, fwd, [FRIENDS[0]])
+    monkeypatch.setattr(forwarding, "_blocked", database_gone_once)
+    worker.resume()
+    worker.drain()
+    assert calls["n"] == 2
+    assert len([m for m in maildir() if m["Subject"].startswith("Fwd:")]) == 1
+    assert campaign_row(app, fwd.campaign_id)["forwards_failed"] == 0
+
+
 def test_deliver_never_raises_and_drops_unreadable_messages(app, fwd):
     """The actor's body swallows everything: a forged or foreign message is dropped and counted."""
     from flexmail.services import forwarding
