@@ -212,9 +212,11 @@ def _truthy(value) -> bool:
 def _engine_options(url: str, connect_timeout: int) -> dict:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
+    # No pool_pre_ping (a round trip before every request): flexmail.database pings only a
+    # connection that sat idle in the pool (see PING_IDLE_SECONDS there).
     if url.startswith("postgresql"):
-        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": connect_timeout}}
-    return {"pool_pre_ping": True}
+        return {"connect_args": {"connect_timeout": connect_timeout}}
+    return {}
 
 
 def _load_secrets(config, instance: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import current_app
+from flask import current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
@@ -30,3 +30,16 @@ def hashed_remote_address() -> str:
 
 csrf = CSRFProtect()
 limiter = Limiter(key_func=hashed_remote_address, default_limits=[])
+
+
+#: Endpoints with no per-IP limit of their own, on the hot paths: the one-click and page
+#: unsubscribe POST (never limited: providers post from a few shared addresses), the confirm
+#: POST and the API signup (per key, ``api.limits``). Flask-Limiter would otherwise resolve
+#: its (empty) limits for them on every request.
+UNLIMITED_ENDPOINTS = frozenset({"public.unsubscribe_submit", "public.confirm_submit",
+                                 "subscriptions.ListSubscriptions"})
+
+
+@limiter.request_filter
+def _unlimited() -> bool:
+    return request.endpoint in UNLIMITED_ENDPOINTS

@@ -90,6 +90,8 @@ def unsubscribe_submit(token):
         return _bad_link(exc)
     if isinstance(link, spool.Spooled):  # the database is down: recorded, applied when it is back
         return render_template("public/unsubscribe_recorded.html", spooled=link), 202
+    if form is None:  # a provider's one-click POST: the outcome, no page for a person
+        return render_template("public/unsubscribed_one_click.html", link=link)
     return render_template("public/unsubscribed.html", link=link, token=token)
 
 

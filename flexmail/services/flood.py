@@ -21,6 +21,16 @@ The limits, all keyed by hashes (no address or IP in clear):
 
 Windows are fixed (UTC day, full hour), so up to twice a limit can pass around a window's
 edge; that is the price of one row per key instead of one row per mail.
+
+The account's hourly limit is the one counter that two *different* people share, so it is
+split into ``ACCOUNT_SHARDS`` rows (``ac:<account>:<n>``), each with its share of the cap
+(shares add up to the cap exactly). A signup counts on the shard of its address hash, so
+parallel signups of different addresses rarely wait for each other's commit. Only when that
+shard is full does the signup look for room in the others (``_borrow``): a plain guarded
+UPDATE per shard, which never waits on a full shard and never holds one shard while waiting
+for another that its holder would wait for (the shard rows are counted last, after the
+personal keys). The limit stays exact: a shard never passes its share, and a signup is
+refused only when every shard is full.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from flexmail.clock import iso, now
@@ -55,20 +65,34 @@ class Limit:
         return at.replace(minute=0, second=0, microsecond=0)
 
 
+#: Rows the account's hourly counter is split into (fewer when the cap is smaller).
+ACCOUNT_SHARDS = 16
+ACCOUNT_MESSAGE = "This account sent too many confirmation mails in the last hour."
+
+
+def account_shards(account_id: int) -> list[Limit]:
+    """The account counter's shards: ``min(cap, ACCOUNT_SHARDS)`` rows whose caps add up to the cap."""
+    cap = setting("CONFIRM_PER_ACCOUNT_PER_HOUR")
+    count = max(1, min(ACCOUNT_SHARDS, cap))
+    return [Limit(f"ac:{account_id}:{n}", HOUR, cap // count + (n < cap % count), ACCOUNT_MESSAGE)
+            for n in range(count)]
+
+
 def limits_for(*, account_id: int, address_hash: str, ip_hash: str | None) -> list[Limit]:
-    """The counters one confirmation mail of ``account_id`` to ``address_hash`` counts on."""
+    """The counters one confirmation mail of ``account_id`` to ``address_hash`` counts on:
+    the personal ones (sorted) and then the account shard of the address."""
     limits = [
         Limit(f"aa:{account_id}:{address_hash}", DAY, setting("CONFIRM_PER_ADDRESS_PER_DAY"),
               "Too many confirmation mails to this address; try again later."),
-        Limit(f"ac:{account_id}", HOUR, setting("CONFIRM_PER_ACCOUNT_PER_HOUR"),
-              "This account sent too many confirmation mails in the last hour."),
         Limit(f"pa:{address_hash}", DAY, setting("CONFIRM_PLATFORM_PER_ADDRESS_PER_DAY"), None),
     ]
     if ip_hash:
         limits.append(Limit(f"ip:{account_id}:{ip_hash}", HOUR, setting("CONFIRM_PER_IP_PER_HOUR"),
                             "Too many signups from this IP address; try again later."))
-    # One lock order for every transaction (keys sorted): no deadlock between signups.
-    return sorted(limits, key=lambda limit: limit.key)
+    # One lock order for every transaction (personal keys sorted, the account shard last):
+    # no deadlock between signups, also when one of them borrows from another shard.
+    shards = account_shards(account_id)
+    return [*sorted(limits, key=lambda limit: limit.key), shards[int(address_hash[:8], 16) % len(shards)]]
 
 
 def count_confirmation(session, *, account_id: int, address_hash: str, ip_hash: str | None) -> bool:
@@ -90,13 +114,54 @@ def count_confirmation(session, *, account_id: int, address_hash: str, ip_hash: 
         set_={"hits": table.c.hits + 1, "cap": stmt.excluded.cap},
         where=table.c.hits < stmt.excluded.cap,
     ).returning(table.c.key)
-    counted = set(session.execute(stmt).scalars())
+    counted = set(session.connection().execute(stmt).scalars())
+    shard = limits[-1]
+    if shard.key not in counted and _borrow(session, account_id, shard, at):
+        counted.add(shard.key)
     refused = [limit for limit in limits if limit.key not in counted]
     for limit in refused:
         if limit.message is not None:
             end = limit.window_start(at) + limit.window
             raise RateLimited(limit.message, retry_after=max(1, int((end - at).total_seconds()) + 1))
     return bool(refused)
+
+
+def _borrow(session, account_id: int, full: Limit, at: dt.datetime) -> bool:
+    """Count on another shard of the account when the address's own one is full; ``False``
+    when every shard is full (the account's limit is reached: exactly ``cap`` counted).
+
+    Committed counts never go down within a window, so a committed total at the cap refuses
+    at once. Otherwise each other shard is tried with statements that wait only for a
+    shard with room (a full one fails their condition without a wait): a new row (INSERT
+    ... ON CONFLICT DO NOTHING), else a guarded increment.
+    """
+    start = full.window_start(at)
+    shards = [limit for limit in account_shards(account_id) if limit.key != full.key]
+    connection = session.connection()
+    total = connection.execute(_TOTAL, {"keys": [full.key] + [limit.key for limit in shards],
+                                        "window_start": start}).scalar()
+    if total >= sum(limit.cap for limit in shards) + full.cap:
+        return False
+    postgres = connection.dialect.name == "postgresql"
+    table = FloodCounter.__table__
+    new_row = (postgresql.insert if postgres else sqlite.insert)(table).on_conflict_do_nothing().returning(table.c.key)
+    for limit in shards:
+        if limit.cap < 1:
+            continue
+        values = {"key": limit.key, "window_start": start, "hits": 1, "cap": limit.cap}
+        if connection.execute(new_row.values(values)).first() is not None:
+            return True
+        if connection.execute(_INCREMENT, {"k": limit.key, "w": start, "c": limit.cap}).rowcount == 1:
+            return True
+    return False
+
+
+_TOTAL = select(func.coalesce(func.sum(FloodCounter.hits), 0)).where(
+    FloodCounter.key.in_(bindparam("keys", expanding=True)), FloodCounter.window_start == bindparam("window_start"))
+_INCREMENT = (update(FloodCounter.__table__)
+              .where(FloodCounter.key == bindparam("k"), FloodCounter.window_start == bindparam("w"),
+                     FloodCounter.hits < bindparam("c"))
+              .values(hits=FloodCounter.hits + 1, cap=bindparam("c")))
 
 
 def held_confirmations(*, account_id: int | None = None, limit: int = 100) -> list[dict]:

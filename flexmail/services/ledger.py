@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from types import SimpleNamespace
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, or_, select
 
 from flexmail.clock import iso, now
 from flexmail.domain import ledger, merkle
@@ -76,6 +76,27 @@ def append_many(session, events: list[tuple[dict, str | None]]) -> list[dict]:
         rows.append({**values, **_hashed(event, email)})
     bulk.insert_rows(session, ConsentEvent.__table__, EVENT_COLUMNS, rows)
     return rows
+
+
+#: The columns a new event is written with (the rest keep their defaults or NULL).
+NEW_EVENT_COLUMNS = EVENT_COLUMNS
+_INSERT_EVENT = insert(ConsentEvent.__table__)
+
+
+def event_values(*, email: str | None, **values) -> dict:
+    """The columns of a new event (``EVENT_COLUMNS``) with the hashes ``append`` computes,
+    for a statement that inserts it itself (the hot paths)."""
+    event = SimpleNamespace(seq=None, prev_hash=None, details_hash=None, commitments=None, **values)
+    row = {**values, **_hashed(event, email)}
+    return {name: row[name] for name in EVENT_COLUMNS}
+
+
+def append_row(connection, *, email: str | None, **values) -> SimpleNamespace:
+    """``append`` on a Core connection, for the hot paths: the same hashes, one INSERT sent at
+    once, and no ORM object, flush or identity map. Returns the event's values."""
+    row = event_values(email=email, **values)
+    connection.execute(_INSERT_EVENT, row)
+    return SimpleNamespace(**row)
 
 
 # --- signed tree heads ------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from flexmail.domain.forwarding import FORWARD_MODES, SERVER
 from flexmail.domain.languages import SUPPORTED as SUPPORTED_LANGUAGES
@@ -88,6 +88,19 @@ def update_branding(account_id: int, list_id: int, *, language: str | None = Non
 def get_list(account_id: int, list_id: int) -> MailingList:
     """The list if it belongs to the account; another tenant's list is simply not found."""
     row = db.session.get(MailingList, list_id)
+    if row is None or row.account_id != account_id:
+        raise NotFound("No such list.")
+    return row
+
+
+#: What a signup needs of its list, read by one prebuilt Core statement (``signup_list``).
+_SIGNUP_LIST = select(MailingList.id, MailingList.account_id, MailingList.name, MailingList.language,
+                      MailingList.consent_text).where(MailingList.id == bindparam("list_id"))
+
+
+def signup_list(account_id: int, list_id: int):
+    """``get_list`` for the signup path: the columns it uses as a row, no ORM object."""
+    row = db.session.connection().execute(_SIGNUP_LIST, {"list_id": list_id}).one_or_none()
     if row is None or row.account_id != account_id:
         raise NotFound("No such list.")
     return row

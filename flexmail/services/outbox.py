@@ -27,11 +27,12 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import dramatiq
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from flexmail.clock import iso, now
 from flexmail.domain.consent import EventType, Status
@@ -62,26 +63,42 @@ def _enqueue(message_id: int) -> None:
     dramatiq.get_broker().get_actor("send_outbox").send(message_id)
 
 
-def add_confirmation(uow, sub: Subscription, *, signup_ip_hash: str | None, held: bool = False) -> OutboxMessage:
+def add_confirmation(uow, sub: Subscription, *, signup_ip_hash: str | None, held: bool = False) -> SimpleNamespace:
     """Queue a confirmation mail for ``sub`` inside the caller's transaction (due at once).
 
     ``held``: over the platform-wide cap for the address (``services.flood``); the row is
     kept with status ``held`` for the platform admin and never sent.
     """
+    values = confirmation_values(sub, signup_ip_hash=signup_ip_hash, held=held)
+    session = uow.session
+    if session.new or session.dirty:  # the row refers to ORM changes not written yet
+        session.flush()
+    # One Core INSERT ... RETURNING on the session's connection (no ORM object or flush).
+    message_pk = session.connection().execute(_INSERT_MESSAGE, values).scalar_one()
+    enqueue_after_commit(uow, message_pk, held=held)
+    return SimpleNamespace(id=message_pk, **values)
+
+
+def confirmation_values(sub, *, signup_ip_hash: str | None, held: bool) -> dict:
+    """The columns of a new confirmation mail (``add_confirmation``), for a caller that
+    inserts it within a statement of its own."""
     host = urlsplit(setting("PUBLIC_URL")).hostname or "localhost"
     at = now()
-    message = OutboxMessage(
+    return dict(
         account_id=sub.account_id, subscription_id=sub.id, kind="confirmation",
         address_hash=sub.address_hash, signup_ip_hash=signup_ip_hash,
         message_id=f"<{secrets.token_hex(16)}@{host}>", created_at=at, next_attempt_at=at,
         status="held" if held else "pending",
     )
-    uow.session.add(message)
-    uow.session.flush()
-    message_pk = message.id
+
+
+def enqueue_after_commit(uow, message_pk: int, *, held: bool) -> None:
+    """A new mail goes to the broker once its row is committed (a held one never)."""
     if not held:
         uow.after_commit(lambda: _enqueue(message_pk))
-    return message
+
+
+_INSERT_MESSAGE = insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id)
 
 
 def skip_pending_confirmations(uow, subscription_id: int, *, reason: str) -> None:

@@ -35,6 +35,19 @@ def record_event(session, subscription: Subscription, event: EventType, *, meta:
     return row
 
 
+def record_applied(session, subscription, event: EventType, *, meta: RequestMeta, source: str | None,
+                   details: dict | None = None):
+    """``record_event`` for a transition the caller already made with a guarded UPDATE, for
+    the hot paths: the event goes out as one Core INSERT on the session's connection (same
+    transaction) instead of an ORM object flushed at commit."""
+    row = ledger.append_row(
+        session.connection(), email=subscription.email, account_id=subscription.account_id,
+        subscription_id=subscription.id, list_id=subscription.list_id, type=event, at=meta.at, ip=meta.ip,
+        user_agent=meta.user_agent, source=source, details=details or {})
+    webhooks.on_consent_event(session, subscription, row)  # in this transaction (webhook outbox)
+    return row
+
+
 def record_many(session, items: list[tuple], *, source: str) -> None:
     """Append events whose transitions the caller already made (a bulk import), in order,
     in one bulk insert; their webhooks as ``record_event``'s. ``items`` are

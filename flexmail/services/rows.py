@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, exists, func, insert, select, update
 
-from flexmail.models import MailingList, OutboxMessage, Subscription
+from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription, WebhookEndpoint
+from flexmail.services.ledger import NEW_EVENT_COLUMNS
 
 #: Every column of a subscription, for RETURNING and SELECT.
 SUBSCRIPTION_COLUMNS = tuple(Subscription.__table__.c)
@@ -56,3 +57,40 @@ def pending_mails():
     return (select(func.count(OutboxMessage.id))
             .where(OutboxMessage.subscription_id == Subscription.id, OutboxMessage.status == "pending")
             .correlate(Subscription).scalar_subquery().label("pending_mails"))
+
+
+def has_webhooks():
+    """Whether the subscription's account has webhook endpoints: their deliveries must be
+    written in the event's transaction (``services.webhooks``), which the one-statement
+    paths below do not do, so those accounts take the general path."""
+    return exists().where(WebhookEndpoint.account_id == Subscription.account_id,
+                          WebhookEndpoint.deleted_at.is_(None)).label("has_webhooks")
+
+
+def update_with_event(*conditions, **values):
+    """One statement (PostgreSQL) that makes a guarded UPDATE of one subscription and inserts
+    its event only if the UPDATE matched: ``WITH changed AS (UPDATE ... RETURNING id) INSERT
+    INTO consent_events ... SELECT ... FROM changed RETURNING id``. Atomic on its own, so it
+    runs in autocommit: no BEGIN and COMMIT round trips.
+
+    Parameters: ``the_subscription``, ``email_read`` (the address the event's hashes commit
+    to; the UPDATE matches only while the row still has it) and ``e_<column>`` for each of
+    ``ledger.NEW_EVENT_COLUMNS``; ``values`` may use more. Their names differ from the
+    columns of both tables, which SQLAlchemy would take as column values.
+    """
+    table, events = Subscription.__table__, ConsentEvent.__table__
+    changed = (
+        update(table)
+        .where(table.c.id == bindparam("the_subscription"), *conditions,
+               table.c.email.is_not_distinct_from(bindparam("email_read", type_=table.c.email.type)))
+        .values(**values)
+        .returning(table.c.id)
+        .cte("changed")
+    )
+    row = select(*(bindparam(f"e_{name}", type_=events.c[name].type) for name in NEW_EVENT_COLUMNS))
+    return insert(events).from_select(list(NEW_EVENT_COLUMNS), row.select_from(changed)).returning(events.c.id)
+
+
+def event_parameters(event: dict) -> dict:
+    """``ledger.event_values`` as ``update_with_event``'s ``e_`` parameters."""
+    return {f"e_{name}": value for name, value in event.items()}

@@ -11,8 +11,9 @@ import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from flexmail.clock import now
@@ -20,8 +21,8 @@ from flexmail.domain.consent import EventType, Status, next_status
 from flexmail.domain.suppression import PERSON_CHANNELS, blocking, person_may_override
 from flexmail.domain.tokens import Purpose, TokenError
 from flexmail.extensions import db
-from flexmail.models import ConsentEvent, MailingList, OutboxMessage, Subscription
-from flexmail.services import flood, outbox
+from flexmail.models import ConsentEvent, ListLogo, MailingList, OutboxMessage, Subscription
+from flexmail.services import flood, ledger, outbox, webhooks
 from flexmail.services.branding import Brand, brand_of_row
 from flexmail.services.context import (
     RequestMeta,
@@ -38,9 +39,17 @@ from flexmail.services.errors import (
     Suppressed,
     ValidationFailed,
 )
-from flexmail.services.lists import get_list
-from flexmail.services.proof import record_event
-from flexmail.services.rows import SUBSCRIPTION_COLUMNS, SubscriptionRow, brand_columns, pending_mails
+from flexmail.services.lists import get_list, signup_list
+from flexmail.services.proof import record_applied, record_event
+from flexmail.services.rows import (
+    BRAND_FIELDS,
+    SUBSCRIPTION_COLUMNS,
+    SubscriptionRow,
+    event_parameters,
+    has_webhooks,
+    pending_mails,
+    update_with_event,
+)
 from flexmail.services.suppression_store import entries_for
 from flexmail.services.suppressions import (
     add_suppression,
@@ -84,7 +93,7 @@ def request_subscription(account_id: int, list_id: int, *, email: str, meta: Req
     flood counters (before anything else is written, so a refusal costs little), the event,
     the outbox row.
     """
-    lst = get_list(account_id, list_id)
+    lst = signup_list(account_id, list_id)
     address = parse_address(email)
     consent_text = (consent_text or lst.consent_text or "").strip()
     if not consent_text:
@@ -106,15 +115,46 @@ def request_subscription(account_id: int, list_id: int, *, email: str, meta: Req
         ip_hash = hash_address_ip(meta.ip)
         held = flood.count_confirmation(uow.session, account_id=lst.account_id, address_hash=addr_hash,
                                         ip_hash=ip_hash)
-        record_event(uow.session, sub, EventType.SUBSCRIBE_REQUESTED, meta=meta, source=channel, applied=True,
-                     details={
-                         "consent_text": consent_text,
-                         "consent_text_sha256": hashlib.sha256(consent_text.encode()).hexdigest(),
-                         "form_source": source, "list_name": lst.name, "language": lst.language,
-                     })
-        message_pk = outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash, held=held).id
+        details = {
+            "consent_text": consent_text,
+            "consent_text_sha256": hashlib.sha256(consent_text.encode()).hexdigest(),
+            "form_source": source, "list_name": lst.name, "language": lst.language,
+        }
+        connection = uow.session.connection()
+        if connection.dialect.name == "postgresql":
+            # The event and the mail in one statement (two INSERTs, one round trip).
+            event = ledger.event_values(
+                email=sub.email, account_id=sub.account_id, subscription_id=sub.id, list_id=sub.list_id,
+                type=EventType.SUBSCRIBE_REQUESTED, at=meta.at, ip=meta.ip, user_agent=meta.user_agent,
+                source=channel, details=details)
+            webhooks.on_consent_event(uow.session, sub, SimpleNamespace(**event))
+            mail = outbox.confirmation_values(sub, signup_ip_hash=ip_hash, held=held)
+            message_pk = connection.execute(_EVENT_AND_MAIL, {
+                **event_parameters(event), **{f"m_{name}": value for name, value in mail.items()}}).scalar_one()
+            outbox.enqueue_after_commit(uow, message_pk, held=held)
+        else:
+            record_applied(uow.session, sub, EventType.SUBSCRIBE_REQUESTED, meta=meta, source=channel,
+                           details=details)
+            message_pk = outbox.add_confirmation(uow, sub, signup_ip_hash=ip_hash, held=held).id
     log.info("subscription %s pending; confirmation %s %s", sub.id, message_pk, "held" if held else "queued")
     return SubscribeResult(sub.id, sub.status, queued=True, subscription=sub)
+
+
+def _event_and_mail():
+    """``request_subscription``'s event and confirmation mail in one statement (PostgreSQL):
+    ``WITH event AS (INSERT INTO consent_events ...) INSERT INTO outbox ... RETURNING id``."""
+    events, mails = ConsentEvent.__table__, OutboxMessage.__table__
+    event = (insert(events).values({name: bindparam(f"e_{name}", type_=events.c[name].type)
+                                    for name in ledger.NEW_EVENT_COLUMNS})
+             .returning(events.c.id).cte("event"))
+    names = ("account_id", "subscription_id", "kind", "address_hash", "signup_ip_hash", "message_id", "created_at",
+             "next_attempt_at", "status")
+    values = {name: bindparam(f"m_{name}", type_=mails.c[name].type) for name in names}
+    # Column defaults are not filled in for an INSERT carrying a CTE: the one with a default, here.
+    return insert(mails).values(**values, attempts=0).add_cte(event).returning(mails.c.id)
+
+
+_EVENT_AND_MAIL = _event_and_mail()
 
 
 def _upsert_pending(session, lst: MailingList, normalized: str, addr_hash: str, *, consent_text: str,
@@ -125,15 +165,29 @@ def _upsert_pending(session, lst: MailingList, normalized: str, addr_hash: str, 
     a round that was already pending keeps its start (``pending_since``), any other state
     starts a new round. Returns ``None`` when the subscription is subscribed.
     """
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    statement = _UPSERT_PENDING.get(postgres)
+    if statement is None:
+        statement = _UPSERT_PENDING[postgres] = _upsert_statement(postgres)
+    return SubscriptionRow.of(connection.execute(statement, {
+        "account_id": lst.account_id, "list_id": lst.id, "email": normalized, "address_hash": addr_hash,
+        "consent_text": consent_text, "source": source, "language": lst.language, "at": at,
+    }).one_or_none())
+
+
+def _upsert_statement(postgres: bool):
+    """``_upsert_pending``'s statement, built once per backend."""
     table = Subscription.__table__
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).values(
-        account_id=lst.account_id, list_id=lst.id, email=normalized, address_hash=addr_hash,
-        status=Status.PENDING, consent_text=consent_text, source=source, language=lst.language,
+    at = bindparam("at", type_=table.c.created_at.type)
+    stmt = (postgresql.insert if postgres else sqlite.insert)(table).values(
+        account_id=bindparam("account_id"), list_id=bindparam("list_id"), email=bindparam("email"),
+        address_hash=bindparam("address_hash"), status=Status.PENDING, consent_text=bindparam("consent_text"),
+        source=bindparam("source"), language=bindparam("language"),
         created_at=at, requested_at=at, pending_since=at, updated_at=at,
     )
     new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[table.c.list_id, table.c.address_hash],
         set_={
             "email": new.email, "consent_text": new.consent_text, "source": new.source, "language": new.language,
@@ -145,7 +199,9 @@ def _upsert_pending(session, lst: MailingList, normalized: str, addr_hash: str, 
         # domain.consent: subscribe_requested is allowed from every state but subscribed.
         where=table.c.status != Status.SUBSCRIBED,
     ).returning(*table.c)
-    return SubscriptionRow.of(session.execute(stmt).one_or_none())
+
+
+_UPSERT_PENDING: dict[bool, object] = {}
 
 
 def hash_address_ip(ip: str | None) -> str | None:
@@ -192,22 +248,43 @@ def _load_link(token: str, *, purpose: Purpose = Purpose.CONFIRM, deciding: bool
     confirmation mail. ``deciding`` also reads what a decision needs: the round's channel
     and whether mails of the subscription still wait to be sent."""
     sid, oid = _decode(token, purpose=purpose, max_age=setting("CONFIRM_MAX_AGE"))
+    row = db.session.connection().execute(_LINK_DECIDING if deciding else _LINK,
+                                          {"subscription_id": sid, "outbox_id": oid}).one_or_none()
+    if row is None:
+        raise BadToken("invalid")
+    return SubscriptionRow.of(row)
+
+
+def _link_statement(*, deciding: bool, one_statement: bool = False):
+    """The one SELECT of a confirm/cancel link, built once (Core, run on the session's connection)."""
     columns = [*SUBSCRIPTION_COLUMNS, MailingList.name.label("list_name"), MailingList.sender_name,
                MailingList.confirm_redirect_url, OutboxMessage.id.label("outbox_id"), OutboxMessage.message_id,
-               OutboxMessage.sent_at, OutboxMessage.created_at.label("mail_created_at"), *brand_columns()]
+               OutboxMessage.sent_at, OutboxMessage.created_at.label("mail_created_at"),
+               # The branding from the joined list (not a scalar subquery per column).
+               *(getattr(MailingList, name).label(f"brand_{name}") for name in BRAND_FIELDS),
+               ListLogo.sha256.label("brand_logo_sha")]
     if deciding:
         columns += [pending_mails(), select(ConsentEvent.source).where(
             ConsentEvent.subscription_id == Subscription.id, ConsentEvent.type == EventType.SUBSCRIBE_REQUESTED,
         ).order_by(ConsentEvent.id.desc()).limit(1).correlate(Subscription).scalar_subquery().label("channel")]
-    row = db.session.execute(
+    if one_statement:
+        columns.append(has_webhooks())
+    return (
         select(*columns)
         .join(MailingList, MailingList.id == Subscription.list_id)
-        .join(OutboxMessage, (OutboxMessage.id == oid) & (OutboxMessage.subscription_id == Subscription.id))
-        .where(Subscription.id == sid)
-    ).one_or_none()
-    if row is None:
-        raise BadToken("invalid")
-    return SubscriptionRow.of(row)
+        .join(OutboxMessage, (OutboxMessage.id == bindparam("outbox_id"))
+              & (OutboxMessage.subscription_id == Subscription.id))
+        .outerjoin(ListLogo, ListLogo.list_id == Subscription.list_id)
+        .where(Subscription.id == bindparam("subscription_id"))
+    )
+
+
+_LINK = _link_statement(deciding=False)
+_LINK_DECIDING = _link_statement(deciding=True)
+_LINK_ONE_STATEMENT = _link_statement(deciding=True, one_statement=True)
+_CONFIRM_WITH_EVENT = update_with_event(
+    Subscription.status == Status.PENDING, Subscription.pending_since == bindparam("round_since"),
+    status=Status.SUBSCRIBED, updated_at=bindparam("changed_at"), confirmed_at=bindparam("changed_at"))
 
 
 def _link_view(link: SubscriptionRow, *, status: Status | None = None, newly_confirmed=False) -> ConfirmLink:
@@ -252,13 +329,25 @@ def _fetch_count(subscription_id: int) -> int:
 def _decide(session, link: SubscriptionRow, to: Status, **values) -> bool:
     """Move a pending subscription of the link's round to ``to``; ``False`` when another
     request decided first or a new round began (guarded UPDATE: exactly one wins)."""
-    return bool(session.execute(
-        update(Subscription)
-        .where(Subscription.id == link.id, Subscription.status == Status.PENDING,
-               Subscription.pending_since == link.pending_since)
-        .values(status=to, updated_at=values.pop("at"), **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount)
+    if to == Status.SUBSCRIBED and set(values) == {"at", "confirmed_at"}:
+        return bool(session.connection().execute(_DECIDE_CONFIRMED, {
+            "subscription_id": link.id, "round_since": link.pending_since, "at": values["at"],
+            "decided_at": values["confirmed_at"]}).rowcount)
+    statement = (
+        update(Subscription.__table__)
+        .where(Subscription.id == bindparam("subscription_id"), Subscription.status == Status.PENDING,
+               Subscription.pending_since == bindparam("round_since"))
+        .values(status=to, updated_at=values.pop("at"), **values))
+    return bool(session.connection().execute(statement, {
+        "subscription_id": link.id, "round_since": link.pending_since}).rowcount)
+
+
+#: ``_decide``'s confirmation, built once.
+_DECIDE_CONFIRMED = (
+    update(Subscription.__table__)
+    .where(Subscription.id == bindparam("subscription_id"), Subscription.status == Status.PENDING,
+           Subscription.pending_since == bindparam("round_since"))
+    .values(status=Status.SUBSCRIBED, updated_at=bindparam("at"), confirmed_at=bindparam("decided_at")))
 
 
 def confirm_subscription(token: str, *, meta: RequestMeta, method: str) -> ConfirmLink:
@@ -274,6 +363,10 @@ def confirm_subscription(token: str, *, meta: RequestMeta, method: str) -> Confi
     """
     if method not in ("button", "auto"):
         method = "button"
+    if db.engine.dialect.name == "postgresql":
+        confirmed = _confirm_in_one_statement(token, meta=meta, method=method)
+        if confirmed is not None:
+            return confirmed
     link = _load_link(token, deciding=True)
     if link.status == Status.SUBSCRIBED:
         return _link_view(link)
@@ -291,7 +384,7 @@ def confirm_subscription(token: str, *, meta: RequestMeta, method: str) -> Confi
                       confirmed_at=meta.at)
         if won:
             since_sent = (meta.at - link.sent_at).total_seconds() if link.sent_at else None
-            record_event(uow.session, link, EventType.CONFIRMED, meta=meta, source="page", applied=True, details={
+            record_applied(uow.session, link, EventType.CONFIRMED, meta=meta, source="page", details={
                 "method": method, "message_id": link.message_id, "outbox_id": link.outbox_id,
                 "seconds_since_sent": round(since_sent, 1) if since_sent is not None else None,
             })
@@ -304,6 +397,46 @@ def confirm_subscription(token: str, *, meta: RequestMeta, method: str) -> Confi
         if status != Status.SUBSCRIBED:
             raise BadToken("expired", subscription_id=link.id)
         return _link_view(link, status=status)
+    log.info("subscription %s confirmed (%s)", link.id, method)
+    return _link_view(link, status=Status.SUBSCRIBED, newly_confirmed=True)
+
+
+def _confirm_in_one_statement(token: str, *, meta: RequestMeta, method: str) -> ConfirmLink | None:
+    """The common confirmation on PostgreSQL in three round trips and no explicit
+    transaction: the link and the suppression entries read in autocommit, then one statement
+    that confirms the round (guarded UPDATE) and inserts the event only if it won
+    (``rows.update_with_event``).
+
+    ``None`` when ``confirm_subscription``'s general path must decide: the link is not a
+    pending current round, the address has suppression entries (they may block, or be
+    lifted), the account has webhook endpoints, mails of the signup still wait, or another
+    request changed the row meanwhile.
+    """
+    sid, oid = _decode(token, purpose=Purpose.CONFIRM, max_age=setting("CONFIRM_MAX_AGE"))
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(_LINK_ONE_STATEMENT, {"subscription_id": sid, "outbox_id": oid}).one_or_none()
+        if row is None:
+            return None
+        link = SubscriptionRow.of(row)
+        if (link.status != Status.PENDING or not _round_is_current(link) or link.has_webhooks
+                or link.pending_mails):
+            return None
+        keys = [link.address_hash] + ([domain_key(link.email)] if link.email else [])
+        found = entries_for(link.account_id, keys, connection=connection)
+        if any(found.get(key) for key in keys):
+            return None
+        since_sent = (meta.at - link.sent_at).total_seconds() if link.sent_at else None
+        event = ledger.event_values(
+            email=link.email, account_id=link.account_id, subscription_id=link.id, list_id=link.list_id,
+            type=EventType.CONFIRMED, at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source="page", details={
+                "method": method, "message_id": link.message_id, "outbox_id": link.outbox_id,
+                "seconds_since_sent": round(since_sent, 1) if since_sent is not None else None,
+            })
+        won = connection.execute(_CONFIRM_WITH_EVENT, {
+            "the_subscription": link.id, "round_since": link.pending_since, "email_read": link.email,
+            "changed_at": meta.at, **event_parameters(event)}).first() is not None
+    if not won:
+        return None
     log.info("subscription %s confirmed (%s)", link.id, method)
     return _link_view(link, status=Status.SUBSCRIBED, newly_confirmed=True)
 

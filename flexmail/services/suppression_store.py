@@ -82,12 +82,33 @@ def _collect(rows) -> dict[str, list[Match]]:
     return found
 
 
-def entries_for(account_id: int, keys: Collection[str]) -> dict[str, list[Match]]:
-    """Entries in scope for the account (its own and platform-wide), by key. One query."""
+def entries_for(account_id: int, keys: Collection[str], *, connection=None) -> dict[str, list[Match]]:
+    """Entries in scope for the account (its own and platform-wide), by key. One query, on the
+    session's connection unless given another."""
     if not keys:
         return defaultdict(list)
-    return _collect(db.session.execute(
-        select(*_MATCH_COLUMNS).where(in_keys(Suppression.address_hash, keys), in_scope(account_id))))
+    connection = connection or db.session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    statement = _ENTRIES_FOR.get(postgres)
+    if statement is None:
+        statement = _ENTRIES_FOR[postgres] = _entries_statement(postgres)
+    return _collect(connection.execute(statement, {
+        "keys": ",".join(keys) if postgres else json.dumps(list(keys)), "account_id": account_id}))
+
+
+def _entries_statement(postgres: bool):
+    """``entries_for``'s query, built once per backend (it runs on every signup and confirm)."""
+    keys = bindparam("keys", type_=String)
+    if postgres:
+        matching = Suppression.address_hash == any_(func.string_to_array(keys, ","))
+    else:
+        matching = Suppression.address_hash.in_(select(func.json_each(keys).table_valued("value").c.value))
+    # ``= NULL`` matches nothing, so a platform-wide lookup (account None) reads the platform's entries.
+    scope = or_(Suppression.account_id == bindparam("account_id"), Suppression.account_id.is_(None))
+    return select(*_MATCH_COLUMNS).where(matching, scope)
+
+
+_ENTRIES_FOR: dict[bool, object] = {}
 
 
 #: What a bulk check needs of each entry: the rows themselves serve as ``Match`` (same

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flexmail.domain.consent import EventType, Status
@@ -26,20 +26,24 @@ from flexmail.domain.tokens import Purpose, TokenError
 from flexmail.extensions import db
 from flexmail.mail.headers import LIST_UNSUBSCRIBE, LIST_UNSUBSCRIBE_POST, list_unsubscribe_headers
 from flexmail.models import ConsentEvent, MailingList, Subscription
-from flexmail.services import outbox
+from flexmail.services import ledger, outbox
 from flexmail.services.addressing import inbound_domain
 from flexmail.services.branding import Brand, brand_of_row
 from flexmail.services.context import RequestMeta, setting, signer
 from flexmail.services.errors import BadToken, RateLimited, Suppressed
 from flexmail.services.lists import get_list
 from flexmail.services.metrics import UNSUBSCRIBES
-from flexmail.services.proof import record_event
+from flexmail.services.proof import record_applied, record_event
 from flexmail.services.rows import (
+    BRAND_FIELDS,
     SUBSCRIPTION_COLUMNS,
     SubscriptionRow,
     brand_columns,
+    event_parameters,
+    has_webhooks,
     list_column,
     pending_mails,
+    update_with_event,
 )
 from flexmail.services.subscriptions import get_subscription, request_subscription
 from flexmail.services.suppressions import add_suppression
@@ -233,25 +237,23 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
         details["reason"] = reason
     if all_lists:
         return _unsubscribe_all(subscription_id, meta=meta, method=method, details=details)
+    if db.engine.dialect.name == "postgresql":
+        link = _unsubscribe_in_one_statement(subscription_id, meta=meta, method=method, details=details)
+        if link is not None:
+            return link
     with unit_of_work() as uow:
-        row = SubscriptionRow.of(uow.session.execute(
-            update(Subscription)
-            .where(Subscription.id == subscription_id, Subscription.status.in_(ACTIVE))
-            .values(status=Status.UNSUBSCRIBED, unsubscribed_at=meta.at, updated_at=meta.at)
-            .returning(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS, pending_mails())
-            .execution_options(synchronize_session=False)
-        ).one_or_none())
+        row = SubscriptionRow.of(uow.session.connection().execute(
+            _UNSUBSCRIBE_LINK, {"subscription_id": subscription_id, "at": meta.at}).one_or_none())
         if row is not None:
-            record_event(uow.session, row, EventType.UNSUBSCRIBED, meta=meta, source=method, applied=True,
-                         details={"method": method, "actor": ACTORS[method], **details})
+            record_applied(uow.session, row, EventType.UNSUBSCRIBED, meta=meta, source=method,
+                           details={"method": method, "actor": ACTORS[method], **details})
             uow.after_commit(UNSUBSCRIBES.labels(method).inc)  # (the link path's twin of _apply's count)
             if row.pending_mails:  # a confirmation still queued for this signup must not go out
                 outbox.skip_pending_confirmations(uow, row.id, reason="unsubscribed")
     won = row is not None
     if not won:  # a repeat, or a subscription that is gone: read what the page shows
-        row = SubscriptionRow.of(db.session.execute(
-            select(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS).where(Subscription.id == subscription_id)
-        ).one_or_none())
+        row = SubscriptionRow.of(db.session.connection().execute(
+            _READ_LINK, {"subscription_id": subscription_id}).one_or_none())
         if row is None:
             log.info("unsubscribe link for missing subscription %s (%s): nothing to do", subscription_id, method)
             return UnsubscribeLink(subscription_id, None)
@@ -259,10 +261,80 @@ def unsubscribe_by_token(token: str, *, meta: RequestMeta, method: str, all_list
     return _row_view(row, newly_unsubscribed=won)
 
 
+def _unsubscribe_in_one_statement(subscription_id: int, *, meta: RequestMeta, method: str,
+                                  details: dict) -> UnsubscribeLink | None:
+    """The link path on PostgreSQL in two round trips and no explicit transaction: read the
+    link (autocommit), then one statement that makes the guarded UPDATE and inserts the
+    event only if the UPDATE won (``WITH changed AS (UPDATE ...) INSERT ... SELECT FROM
+    changed``), atomic on its own. The event's hashes are computed from the row as read; the
+    UPDATE also requires the address to be the one read, so a concurrent erasure cannot
+    leave an event that commits to an address the row no longer has.
+
+    ``None`` when the general path must run instead: the account has webhook endpoints (their
+    deliveries go in the same transaction, ``services.webhooks``), a confirmation mail still
+    waits (it must be skipped too), or the row changed between the two statements.
+    """
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(_READ_LINK_FAST, {"subscription_id": subscription_id}).one_or_none()
+        if row is None or row.status not in ACTIVE:  # gone, or a repeat: nothing to write
+            return None if row is None else _row_view(SubscriptionRow.of(row), newly_unsubscribed=False)
+        if row.has_webhooks or row.pending_mails:
+            return None
+        sub = SubscriptionRow.of(row)
+        event = ledger.event_values(
+            email=sub.email, account_id=sub.account_id, subscription_id=sub.id, list_id=sub.list_id,
+            type=EventType.UNSUBSCRIBED, at=meta.at, ip=meta.ip, user_agent=meta.user_agent, source=method,
+            details={"method": method, "actor": ACTORS[method], **details})
+        won = connection.execute(_UNSUBSCRIBE_WITH_EVENT, {
+            "the_subscription": sub.id, "email_read": sub.email, "changed_at": meta.at,
+            **event_parameters(event)}).first() is not None
+    if not won:
+        return None  # someone else changed the row meanwhile: the general path decides
+    UNSUBSCRIBES.labels(method).inc()
+    log.info("subscription %s unsubscribe via %s: done", sub.id, method)
+    sub.status = Status.UNSUBSCRIBED
+    return _row_view(sub, newly_unsubscribed=True)
+
+
 #: What the page shows of the list, read in the same statement as the subscription.
 _LIST_COLUMNS = tuple(list_column(column, label) for column, label in (
     (MailingList.name, "list_name"), (MailingList.sender_name, "sender_name"),
     (MailingList.language, "list_language"), (MailingList.consent_text, "list_consent_text"))) + brand_columns()
+
+#: The link's two statements, built once (Core, run on the session's connection: no ORM
+#: bulk-update machinery per request). The guarded UPDATE lets concurrent requests (a
+#: provider retrying, two clicks) race safely: exactly one gets the row back.
+_UNSUBSCRIBE_LINK = (
+    update(Subscription.__table__)
+    .where(Subscription.id == bindparam("subscription_id"), Subscription.status.in_(ACTIVE))
+    .values(status=Status.UNSUBSCRIBED, unsubscribed_at=bindparam("at"), updated_at=bindparam("at"))
+    .returning(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS, pending_mails())
+)
+_READ_LINK = select(*SUBSCRIPTION_COLUMNS, *_LIST_COLUMNS).where(Subscription.id == bindparam("subscription_id"))
+def _read_link_joined():
+    """The one-statement path's read: the same columns as ``_READ_LINK`` (same labels), the
+    list joined once instead of a scalar subquery per column (a plain SELECT may join; the
+    UPDATE ... RETURNING of the general path may not on SQLite), plus what decides the path."""
+    from flexmail.models import ListLogo
+
+    listed = [(MailingList.name, "list_name"), (MailingList.sender_name, "sender_name"),
+              (MailingList.language, "list_language"), (MailingList.consent_text, "list_consent_text"),
+              *((getattr(MailingList, name), f"brand_{name}") for name in BRAND_FIELDS)]
+    return (
+        select(*SUBSCRIPTION_COLUMNS, *(column.label(label) for column, label in listed),
+               ListLogo.sha256.label("brand_logo_sha"), pending_mails(), has_webhooks())
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .outerjoin(ListLogo, ListLogo.list_id == Subscription.list_id)
+        .where(Subscription.id == bindparam("subscription_id"))
+    )
+
+
+_READ_LINK_FAST = _read_link_joined()
+
+
+_UNSUBSCRIBE_WITH_EVENT = update_with_event(
+    Subscription.status.in_(ACTIVE),
+    status=Status.UNSUBSCRIBED, unsubscribed_at=bindparam("changed_at"), updated_at=bindparam("changed_at"))
 
 
 def _decode(token: str) -> tuple[int, int | None]:

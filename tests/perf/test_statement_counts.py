@@ -11,6 +11,7 @@ from __future__ import annotations
 from flexmail.extensions import db
 from flexmail.models import Suppression
 from flexmail.services.context import hash_address
+from tests.conftest import BACKEND
 from tests.helpers import link_from, token_of
 from tests.perf.statements import count_statements
 
@@ -22,6 +23,19 @@ CONFIRM = 4
 ONE_CLICK = 2
 #: A repeated one-click: the guarded UPDATE that matches nothing, and one SELECT for the page.
 ONE_CLICK_REPEAT = 2
+
+# PostgreSQL runs the common one-click and confirm in autocommit with one statement that
+# makes the guarded UPDATE and inserts the event (``rows.update_with_event``): no BEGIN and
+# COMMIT round trips either (psycopg sends those itself, so they are not counted here).
+if BACKEND == "postgres":
+    #: list; suppression entries; subscription upsert; flood counters; event and outbox row in
+    #: one statement (``WITH event AS (INSERT ...) INSERT INTO outbox``).
+    SUBSCRIBE = 5
+    #: the link (subscription + list + mail + whether the account has webhooks); suppression
+    #: entries; UPDATE-and-event.
+    CONFIRM = 3
+    #: A repeat is the link's read alone.
+    ONE_CLICK_REPEAT = 1
 
 
 def _signup(app, client, account, create_list, subscribe, worker, maildir, email):

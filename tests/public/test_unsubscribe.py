@@ -572,3 +572,25 @@ def test_reasons_of_another_accounts_list_are_404(client, account, create_list, 
     other = create_account("Other marketer")
     response = client.get(f"/api/v1/lists/{lst['id']}/unsubscribe-reasons", headers=other.headers)
     assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+
+
+def test_one_click_answer_is_the_outcome_only(client, account, subscriber):
+    """A provider's one-click POST gets a small answer (no branding, no undo form: no person
+    reads it); the page's own form still gets the full page with the undo."""
+    _, _, path = subscriber()
+    response = client.post(path, data=ONE_CLICK, content_type="application/x-www-form-urlencoded")
+    _assert_unsubscribed_answer(response)
+    assert b"Weekly News" in response.data
+    assert b'id="undo-form"' not in response.data and b"<footer" not in response.data
+    page = client.post(path, data={"via": "page"})
+    assert b'id="undo-form"' in page.data
+
+
+def test_hot_endpoints_skipped_by_the_ip_limiter_exist_and_limited_ones_are_not_skipped(app):
+    """``guards.UNLIMITED_ENDPOINTS`` names real endpoints (a rename would silently drop the
+    skip), and none of the views that carry a per-IP limit is among them."""
+    from flexmail.guards import UNLIMITED_ENDPOINTS
+
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert UNLIMITED_ENDPOINTS <= endpoints
+    assert not UNLIMITED_ENDPOINTS & {"public.unsubscribe_undo", "public.subscribe_submit", "public.forward_submit"}

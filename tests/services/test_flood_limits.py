@@ -13,6 +13,7 @@ from sqlalchemy import select
 from flexmail import clock
 from flexmail.extensions import db
 from flexmail.models import FloodCounter, OutboxMessage
+from tests.conftest import BACKEND
 from tests.consent_support import http, in_parallel, serve
 
 
@@ -193,3 +194,56 @@ def test_flood_check_reads_no_outbox_rows(app, client, account, create_list, sub
         assert subscribe(lst["id"], email="fresh@example.com").status_code == 202
     assert not any("FROM outbox" in s for s in seen)
     assert sum("flood_counters" in s for s in seen) == 1
+
+
+def _hash_on_shard(app, account_id: int, shard: int) -> str:
+    """An address hash whose account-counter shard is ``shard``."""
+    from flexmail.services import flood
+
+    with app.app_context():
+        count = len(flood.account_shards(account_id))
+    return next(h for h in (f"{i:08x}" + "0" * 56 for i in range(1000)) if int(h[:8], 16) % count == shard)
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="row locks: PostgreSQL")
+def test_signups_of_two_addresses_of_one_account_do_not_wait_for_each_other(app):
+    """The account's hourly counter is no lock shared by two people: while one signup's
+    transaction is open (its counters locked until it commits), another address's signup of
+    the same account counts at once (it would otherwise wait and hit the lock timeout)."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from flexmail.services import flood
+
+    first, second = _hash_on_shard(app, 7, 0), _hash_on_shard(app, 7, 1)
+    with app.app_context(), Session(db.engine) as one, Session(db.engine) as two:
+        assert flood.count_confirmation(one, account_id=7, address_hash=first, ip_hash=None) is False
+        two.execute(text("SET LOCAL lock_timeout = '200ms'"))
+        assert flood.count_confirmation(two, account_id=7, address_hash=second, ip_hash=None) is False
+        two.commit()
+        one.commit()
+        hits = dict(db.session.execute(select(FloodCounter.key, FloodCounter.hits)
+                                       .where(FloodCounter.key.like("ac:7:%"))).all())
+    assert hits == {"ac:7:0": 1, "ac:7:1": 1}
+
+
+def test_a_full_shard_borrows_from_the_others_up_to_the_exact_cap(make_app, app_config):
+    """Addresses that all fall on one shard still get the account's whole hourly cap, and
+    not one more (the other shards lend their room)."""
+    from flexmail.services import flood
+
+    app = make_app({**app_config, "CONFIRM_PER_ACCOUNT_PER_HOUR": 5})
+    hashes = [_hash_on_shard(app, 3, 0)[:8] + f"{i:056x}" for i in range(7)]
+    outcomes = []
+    with app.app_context():
+        for address_hash in hashes:
+            try:
+                flood.count_confirmation(db.session, account_id=3, address_hash=address_hash, ip_hash=None)
+                db.session.commit()
+                outcomes.append("counted")
+            except flood.RateLimited:
+                db.session.rollback()
+                outcomes.append("refused")
+        total = db.session.scalar(select(db.func.sum(FloodCounter.hits)).where(FloodCounter.key.like("ac:3:%")))
+    assert outcomes == ["counted"] * 5 + ["refused"] * 2
+    assert total == 5
