@@ -79,8 +79,9 @@ def run(app, args) -> None:  # noqa: C901 (a script)
     from flexmail.domain.tokens import Purpose
     from flexmail.extensions import db
     from flexmail.models import OutboxMessage, Subscription
-    from flexmail.services import accounts, lists, unsubscribe
-    from flexmail.services.context import signer
+    from flexmail.services.marketer import accounts, lists
+    from flexmail.services.optout import unsubscribe
+    from flexmail.services.platform.context import signer
 
     dramatiq.get_broker().get_actor("send_outbox").send = lambda *a, **k: None  # no worker here
     with app.app_context():

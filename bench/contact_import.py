@@ -6,7 +6,7 @@ wording). In the same run, on the same database:
 
 - copy: ``COPY`` of the same rows into a plain table with the same columns (the floor:
   parsing the CSV and writing the rows, no checks, no proof);
-- import: ``services.contact_imports`` (``create_import`` from a stream, then ``run_import``,
+- import: ``services.marketer.contact_imports`` (``create_import`` from a stream, then ``run_import``,
   as the ``import_contacts`` actor runs it): spooling and counting the upload and storing it
   in parts; per batch of 5,000 rows parsing and classifying each row, normalising and hashing
   the address, one suppression query, one query for the list's existing addresses, the
@@ -74,7 +74,7 @@ def run(url: str, rows: int) -> dict:
     os.environ["FLEXMAIL_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="flexmail-bench-")
     from flexmail import create_app
     from flexmail.extensions import db
-    from flexmail.services import accounts, contact_imports, lists
+    from flexmail.services.marketer import accounts, contact_imports, lists
 
     app = create_app({"DATABASE_URL": url, "BROKER_URL": "stub", "EMBEDDED_WORKER": False, "TESTING": True,
                       "SECRET_KEYS": ["bench-secret"], "HASH_KEY": "bench-pepper", "LOG_LEVEL": "WARNING"})

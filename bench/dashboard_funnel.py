@@ -11,7 +11,7 @@ reasons, bounces, expiries), spread evenly over the last 365 days, on two lists 
 ``--repeat`` runs, after one warm-up):
 
   baseline   ``SELECT count(*) FROM consent_events`` (the whole table, an index-only scan)
-  ours       ``services.funnel.list_funnel`` for 30, 90 and 365 days: the grouped events, the
+  ours       ``services.marketer.funnel.list_funnel`` for 30, 90 and 365 days: the grouped events, the
              median time to confirm and the forwards, as the dashboard page runs them
 
 and prints the absolute milliseconds and the ratio ours / baseline, then the same without the
@@ -72,7 +72,7 @@ def _config(url):
 def seed(app, events: int, now: dt.datetime) -> tuple[int, int, float]:
     """The schema, an account with two lists and two campaigns, ``events`` events; (account, list, seconds)."""
     from flexmail.extensions import db
-    from flexmail.services import accounts, lists
+    from flexmail.services.marketer import accounts, lists
 
     started = time.perf_counter()
     with app.app_context():
@@ -120,7 +120,7 @@ def _median_ms(call, repeat: int) -> float:
 
 def measure(app, account_id: int, list_id: int, repeat: int, today: dt.date) -> dict:
     from flexmail.extensions import db
-    from flexmail.services import funnel
+    from flexmail.services.marketer import funnel
 
     with app.app_context():
         baseline = _median_ms(lambda: db.session.execute(text("SELECT count(*) FROM consent_events")).scalar(),
@@ -137,7 +137,7 @@ def measure(app, account_id: int, list_id: int, repeat: int, today: dt.date) -> 
 
 
 def _in_range(db, list_id: int, days: int, today: dt.date) -> int:
-    from flexmail.services.funnel import date_range
+    from flexmail.services.marketer.funnel import date_range
 
     rng = date_range(days, today=today)
     return db.session.execute(text("SELECT count(*) FROM consent_events WHERE list_id = :l AND at >= :s AND at < :u"),

@@ -134,8 +134,9 @@ def seed(env: dict, db_dsn: str, accounts: int, per_account: int, out: Path, tag
     code = f"""
 import json, sys
 from flexmail import create_app
-from flexmail.services import accounts, lists, subscriptions
-from flexmail.services.context import RequestMeta
+from flexmail.services.consent import subscriptions
+from flexmail.services.marketer import accounts, lists
+from flexmail.services.platform.context import RequestMeta
 app = create_app()
 result = []
 with app.app_context():
@@ -178,7 +179,7 @@ print(json.dumps(result))
 import json
 from flexmail import create_app
 from flexmail.domain.tokens import Purpose
-from flexmail.services.context import signer
+from flexmail.services.platform.context import signer
 ids = json.load(open({str(out / 'ids.json')!r}))
 app = create_app()
 with app.app_context():

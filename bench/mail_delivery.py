@@ -85,8 +85,8 @@ def seed(app, n: int) -> list[int]:
     from flexmail.domain.consent import Status
     from flexmail.extensions import db
     from flexmail.models import OutboxMessage, Subscription
-    from flexmail.services import accounts, lists
-    from flexmail.services.context import hash_address
+    from flexmail.services.marketer import accounts, lists
+    from flexmail.services.platform.context import hash_address
 
     with app.app_context():
         account_id, _ = accounts.create_account("Bench", scopes=["marketer"])
@@ -110,7 +110,7 @@ def sample_message(app) -> bytes:
     """A confirmation mail as the service renders it (for the baseline loop)."""
     from flexmail.extensions import db
     from flexmail.models import MailingList, OutboxMessage, Subscription
-    from flexmail.services.confirmation_mail import render_confirmation
+    from flexmail.services.consent.confirmation_mail import render_confirmation
 
     with app.app_context():
         row = db.session.scalar(select(OutboxMessage).limit(1))

@@ -49,8 +49,8 @@ def seed(url: str, n: int) -> int:
     from flexmail import create_app
     from flexmail.domain import ledger, merkle
     from flexmail.extensions import db
-    from flexmail.services import accounts, lists
-    from flexmail.services.ledger import sign_head
+    from flexmail.services.evidence.ledger import sign_head
+    from flexmail.services.marketer import accounts, lists
 
     app = create_app(_config(url))
     with app.app_context():
@@ -132,7 +132,7 @@ def _peak_rss_kb() -> int:
 
 def _export_child(url, account_id, fmt, limit_seq, verify, queue):
     from flexmail import create_app
-    from flexmail.services import export
+    from flexmail.services.evidence import export
 
     app = create_app(_config(url))
     with app.app_context():

@@ -154,8 +154,9 @@ def main() -> None:  # noqa: C901 (a script: one straight sequence)
             code = textwrap.dedent("""
                 import json
                 from flexmail import create_app
-                from flexmail.services import accounts, lists, subscriptions
-                from flexmail.services.context import RequestMeta
+                from flexmail.services.consent import subscriptions
+                from flexmail.services.marketer import accounts, lists
+                from flexmail.services.platform.context import RequestMeta
                 app = create_app()
                 with app.app_context():
                     account_id, key = accounts.create_account("bench", scopes=["marketer"])

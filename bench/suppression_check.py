@@ -7,7 +7,7 @@ suppressed) three ways, in the same run, on the same database:
 - raw: one SQL query, ``SELECT address_hash FROM suppressions WHERE account_id = %s AND
   address_hash = ANY(%s)``, given the keyed hashes already computed (the floor: only the
   database's work and the transfer);
-- service: ``services.suppressions.check_many`` with the raw addresses (normalising, keyed
+- service: ``services.suppression.suppressions.check_many`` with the raw addresses (normalising, keyed
   hashing of address and domain, the account's and platform-wide entries, per-input results);
 - http: ``POST /api/v1/suppressions/check`` through the Flask test client (adds auth, JSON
   parsing and validation, and the JSON answer).
@@ -93,7 +93,8 @@ def run(args, url: str, half: int) -> None:
     from flexmail import create_app
     from flexmail.domain.matching import Hasher
     from flexmail.extensions import db
-    from flexmail.services import accounts, suppressions
+    from flexmail.services.marketer import accounts
+    from flexmail.services.suppression import suppressions
 
     app = create_app({"DATABASE_URL": url, "BROKER_URL": "stub", "EMBEDDED_WORKER": False, "TESTING": True,
                       "SECRET_KEYS": ["bench-secret"], "HASH_KEY": "bench-pepper", "LOG_LEVEL": "WARNING"})

@@ -72,7 +72,7 @@ class PeriodicMiddleware(Middleware):
 class OutboxSweeperMiddleware(PeriodicMiddleware):
     """Worker processes (dramatiq's, or the embedded thread) offer to be the outbox sweeper.
 
-    Each runs a thread that tries to take the ``outbox-sweeper`` lease (``services.outbox.run_sweeper``)
+    Each runs a thread that tries to take the ``outbox-sweeper`` lease (``services.delivery.outbox.run_sweeper``)
     every ``interval`` seconds; only its holder sweeps, so there is one sweeper per
     installation however many workers run. A holder that dies stops renewing and another
     worker takes over after three intervals.
@@ -81,7 +81,7 @@ class OutboxSweeperMiddleware(PeriodicMiddleware):
     thread_name = "outbox-sweeper"
 
     def _loop(self):
-        from flexmail.services import outbox
+        from flexmail.services.delivery import outbox
 
         outbox.run_sweeper(self.app, self.interval, self._stop)
 
@@ -92,7 +92,7 @@ class WebhookSweeperMiddleware(PeriodicMiddleware):
     thread_name = "webhook-sweeper"
 
     def _loop(self):
-        from flexmail.services import webhook_delivery
+        from flexmail.services.delivery import webhook_delivery
 
         while True:
             try:

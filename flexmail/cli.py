@@ -14,8 +14,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from flexmail.services import accounts, export, flood, lists, outbox, retention, sealing
-from flexmail.services.errors import FlexmailError
+from flexmail.services.consent import flood
+from flexmail.services.delivery import outbox
+from flexmail.services.evidence import export, retention, sealing
+from flexmail.services.marketer import accounts, lists
+from flexmail.services.platform.errors import FlexmailError
 
 accounts_cli = AppGroup("accounts", help="Marketer accounts and API keys.")
 outbox_cli = AppGroup("outbox", help="The transactional outbox.")
@@ -247,8 +250,8 @@ def suppressions_import(file, account_id, reason, platform):
 
     Runs here with a progress bar, then lists rejected lines by number and reason.
     """
-    from flexmail.services import imports
-    from flexmail.services.suppressions import Actor
+    from flexmail.services.suppression import imports
+    from flexmail.services.suppression.suppressions import Actor
 
     with click.open_file(file, "rb") as handle:
         content = handle.read()
@@ -273,7 +276,7 @@ spool_cli = AppGroup("spool", help="Opt-outs spooled while the database was down
 @spool_cli.command("drain")
 def spool_drain():
     """Apply the spooled opt-outs now (each once, with its original time); print the counts."""
-    from flexmail.services import spool
+    from flexmail.services.optout import spool
 
     result = spool.drain()
     click.echo(json.dumps(result.as_dict()))
@@ -284,7 +287,7 @@ def spool_drain():
 @spool_cli.command("status")
 def spool_status():
     """Print how many opt-outs wait in the spool and how many were rejected (no database needed)."""
-    from flexmail.services import spool
+    from flexmail.services.optout import spool
 
     click.echo(json.dumps(spool.status()))
 

@@ -11,8 +11,8 @@ import click
 from flask.cli import AppGroup
 
 from flexmail.clock import iso
-from flexmail.services import api_keys
-from flexmail.services.errors import FlexmailError
+from flexmail.services.marketer import api_keys
+from flexmail.services.platform.errors import FlexmailError
 
 keys_cli = AppGroup("keys", help="API keys of an account: list, create, rotate, revoke.")
 

@@ -9,7 +9,7 @@ for ``PING_IDLE_SECONDS`` or more. ``pool_pre_ping`` would ping before every req
 round trip more than a one-click unsubscribe's own work; a connection used a moment ago is
 as good as a ping. A server that went away meanwhile fails that one request, and SQLAlchemy
 then drops every pooled connection (a disconnect invalidates the pool), so the next ones
-reconnect; an opt-out among the failed requests is spooled (``services.spool``).
+reconnect; an opt-out among the failed requests is spooled (``services.optout.spool``).
 """
 
 from __future__ import annotations

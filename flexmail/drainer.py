@@ -21,7 +21,7 @@ _lock = threading.Lock()
 
 
 def _loop(app, interval: int, stop: threading.Event) -> None:
-    from flexmail.services import spool
+    from flexmail.services.optout import spool
 
     while True:
         try:

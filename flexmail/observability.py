@@ -6,7 +6,7 @@
 - ``/metrics``: Prometheus text. Requests and latencies labelled by the route RULE
   (``/unsubscribe/<token>``), never the raw path, since tokens live in paths; outbox depth and
   age of the oldest due row, queue depth and lag, ledger sealing lag and spool lines waiting,
-  read at scrape time; unsubscribes per method from ``services.metrics``. Only loopback
+  read at scrape time; unsubscribes per method from ``services.platform.metrics``. Only loopback
   clients, or a client with ``Authorization: Bearer <FLEXMAIL_METRICS_TOKEN>``, may read it.
 
 Under gunicorn ``PROMETHEUS_MULTIPROC_DIR`` is set (``deploy/gunicorn.conf.py``), so the
@@ -128,7 +128,8 @@ class ScrapeCollector:
         self.app = app
 
     def collect(self):
-        from flexmail.services import metrics, spool
+        from flexmail.services.optout import spool
+        from flexmail.services.platform import metrics
 
         up = GaugeMetricFamily("flexmail_database_up", "1 when the scrape could read the database.")
         try:

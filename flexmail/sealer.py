@@ -19,7 +19,7 @@ class LedgerSealerMiddleware(PeriodicMiddleware):
     def tick(self, *, at_boot: bool = False) -> int:
         """Enqueue one seal per account that needs one; return how many were enqueued."""
         from flexmail import tasks
-        from flexmail.services import sealing
+        from flexmail.services.evidence import sealing
 
         with self.app.app_context():
             accounts = set(sealing.accounts_to_seal())

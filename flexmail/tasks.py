@@ -2,7 +2,7 @@
 
 The one exception to "ids only" is ``send_forward``: a forward to a friend is never stored (no outbox
 row), so its message must carry the friend's address, sealed (encrypted) by
-``services.forwarding``. It has no dramatiq retries: a failed message would go, with its
+``services.forwards.forwarding``. It has no dramatiq retries: a failed message would go, with its
 traceback, into a retry record and then the dead-letter queue (standards K4), so the
 service never raises and re-enqueues itself a few times instead.
 
@@ -15,7 +15,11 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from flexmail.services import contact_imports, forwarding, imports, outbox, retention, sealing, webhook_delivery
+from flexmail.services.delivery import outbox, webhook_delivery
+from flexmail.services.evidence import retention, sealing
+from flexmail.services.forwards import forwarding
+from flexmail.services.marketer import contact_imports
+from flexmail.services.suppression import imports
 
 
 @dramatiq.actor(broker=StubBroker(), max_retries=0, queue_name="mail")

@@ -145,7 +145,7 @@ def app(make_app, app_config):
 def app_with_list(make_app, app_config):
     """``app_with_list(**config)``: an app built with config overrides, one account (marketer
     key) and one list; returns ``(app, client, list_id, headers)``."""
-    from flexmail.services import accounts, lists
+    from flexmail.services.marketer import accounts, lists
 
     def make(**overrides):
         app = make_app({**app_config, **overrides})
@@ -216,7 +216,7 @@ def worker_for():
 @pytest.fixture
 def account(app):
     """An account with a marketer+compliance key: ``account.id``, ``account.key``, ``account.headers``."""
-    from flexmail.services import accounts
+    from flexmail.services.marketer import accounts
 
     with app.app_context():
         account_id, key = accounts.create_account("Acme", scopes=["marketer", "compliance"])
@@ -231,7 +231,7 @@ class _Account:
 
 @pytest.fixture
 def create_account(app):
-    from flexmail.services import accounts
+    from flexmail.services.marketer import accounts
 
     def make(name="Other", scopes=("marketer",)):
         with app.app_context():

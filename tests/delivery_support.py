@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from flexmail import clock
 from flexmail.extensions import db
 from flexmail.models import OutboxMessage
-from flexmail.services import outbox
+from flexmail.services.delivery import outbox
 from tests.helpers import smtp_server
 
 

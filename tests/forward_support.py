@@ -116,8 +116,8 @@ def campaign_row(app, campaign_id):
 def suppress(app, account_id, email, *, reason="manual"):
     """Add a suppression entry for ``email`` (``account_id=None``: global)."""
     from flexmail.extensions import db
-    from flexmail.services.context import hash_address, parse_address
-    from flexmail.services.suppressions import add_suppression
+    from flexmail.services.platform.context import hash_address, parse_address
+    from flexmail.services.suppression.suppressions import add_suppression
 
     with app.app_context():
         add_suppression(db.session, account_id=account_id, address_hash=hash_address(parse_address(email)),

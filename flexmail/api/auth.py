@@ -8,9 +8,9 @@ from flask import g, request
 
 from flexmail.api.idempotency import run_idempotent
 from flexmail.api.limits import check_key_limit
-from flexmail.services.accounts import Principal, authenticate
-from flexmail.services.api_keys import note_key_use
-from flexmail.services.errors import FlexmailError, Forbidden
+from flexmail.services.marketer.accounts import Principal, authenticate
+from flexmail.services.marketer.api_keys import note_key_use
+from flexmail.services.platform.errors import FlexmailError, Forbidden
 
 
 class Unauthorized(FlexmailError):

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from flexmail.api.auth import current_principal, require_scope
 from flexmail.api.schemas import CampaignIn, CampaignOut, CampaignStatsOut
-from flexmail.services import campaigns
+from flexmail.services.forwards import campaigns
 
 blp = Blueprint("campaigns", __name__, url_prefix="/api/v1/campaigns", description="Campaigns")
 

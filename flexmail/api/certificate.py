@@ -3,7 +3,7 @@
 The PDF is PDF/A-2b (fpdf2's ``enforce_compliance``: XMP ``pdfaid`` metadata, an sRGB
 output intent, embedded fonts) and tagged (a structure tree with a /Document of headings
 and paragraphs, ``/MarkInfo``, the document language); running page numbers are marked
-as artifacts. Rendering only; the facts come from services.proof.consent_history.
+as artifacts. Rendering only; the facts come from services.evidence.proof.consent_history.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 
 from flexmail.api.auth import current_principal, require_scope
 from flexmail.api.schemas import UTC, Out
-from flexmail.services import contact_imports
+from flexmail.services.marketer import contact_imports
 
 blp = Blueprint("contact_imports", __name__, url_prefix="/api/v1/lists",
                 description="Contact imports with proof of consent")

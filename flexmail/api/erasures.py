@@ -7,8 +7,8 @@ from flask_smorest import Blueprint
 
 from flexmail.api.auth import current_principal, require_scope
 from flexmail.api.schemas import ErasureIn, ErasureOut
-from flexmail.services import privacy
-from flexmail.services.suppressions import Actor
+from flexmail.services.evidence import privacy
+from flexmail.services.suppression.suppressions import Actor
 
 blp = Blueprint("erasures", __name__, url_prefix="/api/v1/erasures", description="Erasure")
 

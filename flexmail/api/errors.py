@@ -12,8 +12,8 @@ from flask import jsonify, render_template, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from flexmail.services import availability
-from flexmail.services.errors import FlexmailError
+from flexmail.services.platform import availability
+from flexmail.services.platform.errors import FlexmailError
 
 log = logging.getLogger(__name__)
 

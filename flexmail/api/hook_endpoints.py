@@ -14,7 +14,7 @@ from flexmail.api.schemas import (
     HookEndpointIn,
     HookEndpointOut,
 )
-from flexmail.services import bounces, hooks
+from flexmail.services.suppression import bounces, hooks
 
 blp = Blueprint("hook_endpoints", __name__, url_prefix="/api/v1/hooks", description="ESP event endpoints")
 

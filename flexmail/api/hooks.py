@@ -1,12 +1,12 @@
 """``POST /hooks/<provider>/<token>``: signed ESP events (SES via SNS, SendGrid, Mailgun,
 Postmark). No session, no CSRF, no redirect; errors in the JSON envelope. The rules are in
-``services.hooks``."""
+``services.suppression.hooks``."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from flexmail.services import hooks
+from flexmail.services.suppression import hooks
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 

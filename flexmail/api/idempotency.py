@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` on every POST and DELETE of the API (see ``services.idempotency``).
+"""``Idempotency-Key`` on every POST and DELETE of the API (see ``services.marketer.idempotency``).
 
 The view runs inside the claim, and its answer, error answers included, is what later
 requests with the same key get back, marked ``Idempotent-Replayed: true``. Answers that say
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from flask import Response, current_app, request
 
-from flexmail.services import idempotency
-from flexmail.services.unit_of_work import one_transaction
+from flexmail.services.marketer import idempotency
+from flexmail.services.platform.unit_of_work import one_transaction
 
 HEADER = "Idempotency-Key"
 #: Headers of the first answer that a replay repeats.

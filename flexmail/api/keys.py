@@ -8,7 +8,7 @@ from marshmallow import fields, validate
 
 from flexmail.api.auth import current_principal, require_scope
 from flexmail.api.schemas import SCOPES, UTC, Out, StrictSchema
-from flexmail.services import api_keys
+from flexmail.services.marketer import api_keys
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys of the account")
 

@@ -19,7 +19,7 @@ from flask import current_app, g
 from limits import parse_many
 
 from flexmail.guards import limiter
-from flexmail.services.errors import RateLimited
+from flexmail.services.platform.errors import RateLimited
 
 log = logging.getLogger(__name__)
 

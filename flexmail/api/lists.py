@@ -7,7 +7,8 @@ from flask_smorest import Blueprint
 
 from flexmail.api.auth import current_principal, require_scope
 from flexmail.api.schemas import DeliverabilityOut, DeliverabilityQuery, ListIn, ListOut, ListPatch
-from flexmail.services import deliverability, lists
+from flexmail.services.marketer import lists
+from flexmail.services.suppression import deliverability
 
 blp = Blueprint("lists", __name__, url_prefix="/api/v1/lists", description="Mailing lists")
 

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from flexmail.api.auth import current_principal, require_scope
 from flexmail.api.schemas import AuditPage, AuditQuery, PeopleOut, PeopleQuery
-from flexmail.services import audit, people
+from flexmail.services.evidence import audit, people
 
 blp = Blueprint("people", __name__, url_prefix="/api/v1", description="Data subjects and audit")
 

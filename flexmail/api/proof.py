@@ -20,7 +20,8 @@ from flexmail.api.schemas import (
     ProofQuery,
     SigningKeyOut,
 )
-from flexmail.services import accounts, export, ledger, proof, sealing, signing
+from flexmail.services.evidence import export, ledger, proof, sealing, signing
+from flexmail.services.marketer import accounts
 
 blp = Blueprint("proof", __name__, url_prefix="/api/v1/proof", description="Consent proof")
 

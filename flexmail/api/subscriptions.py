@@ -18,9 +18,13 @@ from flexmail.api.schemas import (
     SubscriptionQuery,
 )
 from flexmail.domain.consent import Status
-from flexmail.services import forwarding, outbox, proof, subscriptions, unsubscribe
-from flexmail.services.context import RequestMeta
-from flexmail.services.errors import ValidationFailed
+from flexmail.services.consent import subscriptions
+from flexmail.services.delivery import outbox
+from flexmail.services.evidence import proof
+from flexmail.services.forwards import forwarding
+from flexmail.services.optout import unsubscribe
+from flexmail.services.platform.context import RequestMeta
+from flexmail.services.platform.errors import ValidationFailed
 
 blp = Blueprint("subscriptions", __name__, url_prefix="/api/v1", description="Subscriptions")
 

@@ -22,8 +22,8 @@ from flexmail.api.schemas import (
     SuppressionPage,
     SuppressionQuery,
 )
-from flexmail.services import imports, suppressions
-from flexmail.services.suppressions import Actor
+from flexmail.services.suppression import imports, suppressions
+from flexmail.services.suppression.suppressions import Actor
 
 blp = Blueprint("suppressions", __name__, url_prefix="/api/v1/suppressions", description="Suppression list")
 

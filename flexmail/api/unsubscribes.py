@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from flexmail.api.auth import current_principal, require_scope
 from flexmail.api.schemas import UnsubscribeReasonsOut
-from flexmail.services import unsubscribe
+from flexmail.services.optout import unsubscribe
 
 blp = Blueprint("unsubscribes", __name__, url_prefix="/api/v1", description="Unsubscribes")
 

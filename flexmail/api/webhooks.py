@@ -8,7 +8,7 @@ from marshmallow import fields, validate
 
 from flexmail.api.auth import current_principal, require_scope
 from flexmail.api.schemas import ID_RANGE, MAX_ID, STATUSES, UTC, Out, StrictSchema
-from flexmail.services import webhook_delivery, webhooks
+from flexmail.services.delivery import webhook_delivery, webhooks
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
                 description="Webhook endpoints: signed consent events, delivery log, replay")

@@ -3,10 +3,10 @@
 Sign in with an API key (form POST, rate limited per client, the same answer for every
 refused key), then a session: Flask's signed cookie (HttpOnly, SameSite=Lax, Secure behind
 https; ``config._set_cookie_flags``) holds a random session secret, never the key, and the
-database row behind it can be ended (``services.dashboard_sessions``). Every form carries
+database row behind it can be ended (``services.marketer.dashboard_sessions``). Every form carries
 a CSRF token (Flask-WTF's ``CSRFProtect`` checks each POST); the range filter is a GET and
 changes nothing. Views parse, call one service and render; the figures come from
-``services.funnel``.
+``services.marketer.funnel``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from functools import wraps
 
 from flask import Blueprint, abort, g, render_template, session
 
-from flexmail.services import dashboard_sessions
+from flexmail.services.marketer import dashboard_sessions
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 

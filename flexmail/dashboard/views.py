@@ -22,8 +22,9 @@ from flexmail.dashboard.charts import line_chart
 from flexmail.domain.languages import NATIVE_NAMES, SUPPORTED
 from flexmail.guards import limiter
 from flexmail.i18n import page_lang
-from flexmail.services import dashboard_sessions, export, funnel, lists, proof
-from flexmail.services.errors import ValidationFailed
+from flexmail.services.evidence import export, proof
+from flexmail.services.marketer import dashboard_sessions, funnel, lists
+from flexmail.services.platform.errors import ValidationFailed
 
 EXPORT_FORMATS = ("csv", "jsonl")
 CERTIFICATE_FORMATS = ("html", "pdf")

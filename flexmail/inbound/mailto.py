@@ -15,8 +15,10 @@ from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
-from flexmail.services import addressing, reports, spool, unsubscribe
-from flexmail.services.context import RequestMeta, setting
+from flexmail.services.delivery import addressing
+from flexmail.services.optout import spool, unsubscribe
+from flexmail.services.platform.context import RequestMeta, setting
+from flexmail.services.suppression import reports
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Unknown recipients are refused at RCPT with 550, so the sending server bounces them and
 nothing is written. Accepted mail is processed before the 250 to DATA. When the database
-is away, an unsubscribe is written to the durable opt-out spool first (``services.spool``)
+is away, an unsubscribe is written to the durable opt-out spool first (``services.optout.spool``)
 and then answered 250; if even that fails, the answer is 451 and the sending server
 retries later, so an opt-out is never acknowledged and then lost.
 """

@@ -40,7 +40,7 @@ class ConsentEvent(db.Model):
         Index("ix_consent_events_subscription_id", "subscription_id", "id"),
         UniqueConstraint("account_id", "seq", name="uq_consent_events_account_seq"),
         # The sealer's work list: events written but not yet given a place.
-        # The dashboard's funnel: one list's events of some types in a time range (services.funnel).
+        # The dashboard's funnel: one list's events of some types in a time range (services.marketer.funnel).
         Index("ix_consent_events_list_type_at", "list_id", "type", "at"),
         Index("ix_consent_events_unsealed", "account_id", "id", postgresql_where=text("seq IS NULL"),
               sqlite_where=text("seq IS NULL")),

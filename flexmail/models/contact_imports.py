@@ -49,7 +49,7 @@ class ContactImport(db.Model):
 
 
 class ContactImportPart(db.Model):
-    """One part (up to ``services.contact_imports.PART_BYTES``) of an uploaded contact file.
+    """One part (up to ``services.marketer.contact_imports.PART_BYTES``) of an uploaded contact file.
 
     The upload is stored in bounded parts so that neither the request, the job row nor the
     worker ever holds the whole file in memory; the worker reads the parts in order as one

@@ -1,4 +1,4 @@
-"""Fixed-window counters for the confirmation-mail flood limits (``services.flood``)."""
+"""Fixed-window counters for the confirmation-mail flood limits (``services.consent.flood``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class FloodCounter(db.Model):
     """How many confirmation mails one key caused in one fixed window.
 
     A key names what is counted, never in clear: ``aa:<account>:<address hash>``,
-    ``ip:<account>:<ip hash>``, ``ac:<account>:<shard>`` (services.flood), ``pa:<address hash>``
+    ``ip:<account>:<ip hash>``, ``ac:<account>:<shard>`` (services.consent.flood), ``pa:<address hash>``
     (platform-wide).
     One row per key and window, incremented by an upsert that refuses to pass ``cap``,
     so the check costs one indexed row whatever the account's volume.

@@ -41,7 +41,7 @@ class OutboxMessage(db.Model):
     #: pending -> sending -> sent | skipped | failed (attempts used up) | bounced (5xx refusal);
     #: sending -> pending again after a transient failure, with a later ``next_attempt_at``.
     #: ``held``: over the platform-wide cap per address, never sent and never shown to the
-    #: account as such (``services.flood``).
+    #: account as such (``services.consent.flood``).
     status: Mapped[str] = mapped_column(String(16), default="pending")
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -16,7 +16,7 @@ class Suppression(db.Model):
 
     The plain address is kept beside the hash only while the account may still see it, so
     that a marketer recognises their entries; an erasure clears it and leaves the hash, which
-    keeps blocking (see ``services.privacy``). Lifting an entry deletes the row and writes a
+    keeps blocking (see ``services.evidence.privacy``). Lifting an entry deletes the row and writes a
     ``SuppressionLift``.
     """
 

@@ -16,7 +16,7 @@ EVENT_SEQUENCE = Sequence("webhook_event_seq", metadata=db.Model.metadata)
 
 
 class WebhookEndpoint(db.Model):
-    """A URL of an account that receives signed consent events (``services.webhooks``)."""
+    """A URL of an account that receives signed consent events (``services.delivery.webhooks``)."""
 
     __tablename__ = "webhook_endpoints"
     __table_args__ = (Index("ix_webhook_endpoints_account_id_id", "account_id", "id"),)
@@ -56,7 +56,7 @@ class WebhookDelivery(db.Model):
     message_id: Mapped[str] = mapped_column(String(40), unique=True)
     #: The event's number: increasing in the order events happen to one subscription (and to
     #: one suppression entry); the same for every endpoint that receives the event; not
-    #: gapless (``services.webhooks.next_numbers``).
+    #: gapless (``services.delivery.webhooks.next_numbers``).
     sequence: Mapped[int] = mapped_column()
     event_type: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from flexmail.domain.text import control_character_fields
-from flexmail.services.context import RequestMeta
+from flexmail.services.platform.context import RequestMeta
 from flexmail.web import CSP  # noqa: F401  (strict: scripts only from us, no inline; forms post only to us)
 
 bp = Blueprint("public", __name__)
@@ -52,7 +52,7 @@ def init_app(app) -> None:
 
     app.register_blueprint(bp)
     rendering.init_app(app)
-    from flexmail.services import dev_mailbox
+    from flexmail.services.delivery import dev_mailbox
 
     if dev_mailbox.available(app.config):  # otherwise no /dev/mail rule exists: a plain 404
         from flexmail.public import dev_mail

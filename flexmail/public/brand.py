@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import abort, make_response
 
 from flexmail.public import bp
-from flexmail.services import branding
+from flexmail.services.consent import branding
 
 LONG_CACHE = "public, max-age=31536000, immutable"
 

@@ -12,8 +12,8 @@ from flask import make_response, redirect, render_template, request
 
 from flexmail.guards import csrf
 from flexmail.public import CSP, bp, request_meta
-from flexmail.services import subscriptions
-from flexmail.services.errors import BadToken, ConfirmationBlocked
+from flexmail.services.consent import subscriptions
+from flexmail.services.platform.errors import BadToken, ConfirmationBlocked
 
 
 def _bad_token(exc: BadToken, token: str):

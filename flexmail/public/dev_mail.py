@@ -12,8 +12,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, make_response, render_template
 from flask_babel import force_locale
 
-from flexmail.services import dev_mailbox
-from flexmail.services.errors import NotFound
+from flexmail.services.delivery import dev_mailbox
+from flexmail.services.platform.errors import NotFound
 from flexmail.web import CSP
 
 bp = Blueprint("dev_mail", __name__)

@@ -28,8 +28,8 @@ from wtforms import StringField, TextAreaField
 from flexmail.domain.forwarding import MAX_FRIENDS, MAX_NAME, MAX_NOTE
 from flexmail.guards import csrf, limiter
 from flexmail.public import bp, request_meta
-from flexmail.services import forwarding
-from flexmail.services.errors import BadToken, RateLimited, ValidationFailed, WrongForwardMode
+from flexmail.services.forwards import forwarding
+from flexmail.services.platform.errors import BadToken, RateLimited, ValidationFailed, WrongForwardMode
 from flexmail.web import CSP
 
 log = logging.getLogger(__name__)

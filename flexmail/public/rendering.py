@@ -24,7 +24,7 @@ from flask_babel import gettext, lazy_gettext, refresh
 
 from flexmail.domain.languages import NATIVE_NAMES, SUPPORTED, choose
 from flexmail.i18n import browser_language, requested_language
-from flexmail.services import branding
+from flexmail.services.consent import branding
 
 
 def _list_of(context):

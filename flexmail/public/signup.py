@@ -11,8 +11,9 @@ from wtforms.validators import DataRequired, Length
 
 from flexmail.guards import limiter
 from flexmail.public import bp, request_meta
-from flexmail.services import lists, subscriptions
-from flexmail.services.errors import FlexmailError
+from flexmail.services.consent import subscriptions
+from flexmail.services.marketer import lists
+from flexmail.services.platform.errors import FlexmailError
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from werkzeug.exceptions import HTTPException
 
 from flexmail.guards import csrf, limiter
 from flexmail.public import bp, request_meta
-from flexmail.services import spool, unsubscribe
-from flexmail.services.context import RequestMeta
-from flexmail.services.errors import BadToken, ValidationFailed
+from flexmail.services.optout import spool, unsubscribe
+from flexmail.services.platform.context import RequestMeta
+from flexmail.services.platform.errors import BadToken, ValidationFailed
 
 #: Form values and labels for "why are you leaving?" (optional).
 REASON_LABELS = (

@@ -22,7 +22,7 @@ class LiveApi:
 def seed(app, live_server) -> LiveApi:
     """An account with a marketer+compliance+admin key, one list, one pending subscription,
     one campaign and one suppressed address, on the live server."""
-    from flexmail.services import accounts
+    from flexmail.services.marketer import accounts
 
     with app.app_context():
         _, key = accounts.create_account("Live", scopes=["marketer", "compliance", "admin"])

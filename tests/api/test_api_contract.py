@@ -140,7 +140,7 @@ def test_unknown_route_and_method_are_json(client, account):
 
 def test_unexpected_errors_are_500_json_without_trace(app, client, account, monkeypatch):
     """An internal error answers the envelope, with no stack trace in the body."""
-    from flexmail.services import lists
+    from flexmail.services.marketer import lists
 
     def boom(*a, **k):
         raise RuntimeError("secret internals reader@example.com")

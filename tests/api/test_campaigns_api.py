@@ -131,7 +131,7 @@ def test_recipient_export_streams_sendable_recipients_with_their_links(
     rows = _export(client, account, campaign["id"])
     assert [r["subscription_id"] for r in rows] == [ids[0], ids[2], ids[5]]
     assert [r["email"] for r in rows] == [emails[0], emails[2], emails[5]]
-    from flexmail.services import unsubscribe
+    from flexmail.services.optout import unsubscribe
 
     for row in rows:
         assert set(row) == {"subscription_id", "email", "unsubscribe_url", "forward_url", "list_unsubscribe",
@@ -148,7 +148,7 @@ def test_recipient_export_streams_sendable_recipients_with_their_links(
 def test_recipient_export_reads_in_constant_size_batches(app, client, account, create_list, subscribe, worker,
                                                          maildir, monkeypatch):
     """The export never loads the list at once: each query fetches at most one batch of rows."""
-    from flexmail.services import campaigns
+    from flexmail.services.forwards import campaigns
 
     app.config["CAMPAIGN_RECIPIENTS_BATCH"] = 2
     lst = create_list()

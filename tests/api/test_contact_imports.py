@@ -161,7 +161,8 @@ def test_upload_is_stored_in_bounded_parts_and_read_back_as_one_stream(app, clie
     may straddle two parts), and the parts are deleted when the job is done."""
     from flexmail.extensions import db
     from flexmail.models import ContactImport, ContactImportPart, Subscription
-    from flexmail.services import contact_imports, jobs
+    from flexmail.services.marketer import contact_imports
+    from flexmail.services.platform import jobs
 
     held = []
     enqueue = jobs.enqueue
@@ -200,8 +201,8 @@ def test_a_body_over_the_limit_is_413_and_stores_nothing(app, client, account, c
 
     from flexmail.extensions import db
     from flexmail.models import ContactImport, ContactImportPart
-    from flexmail.services import contact_imports
-    from flexmail.services.errors import TooLarge
+    from flexmail.services.marketer import contact_imports
+    from flexmail.services.platform.errors import TooLarge
 
     lst = create_list()
     app.config["CONTACT_IMPORT_MAX_BYTES"] = 100
@@ -225,7 +226,8 @@ def test_an_address_taken_meanwhile_is_left_alone(app, client, account, create_l
     subscription keeps its state."""
     from flexmail.extensions import db
     from flexmail.models import Subscription
-    from flexmail.services import bulk, contact_imports
+    from flexmail.services.marketer import contact_imports
+    from flexmail.services.platform import bulk
 
     lst = create_list()
     insert_new = bulk.insert_new

@@ -121,7 +121,7 @@ def test_keys_live_24_hours_and_retention_purges_them(app, client, account, hour
     """Within 24 h the key replays; retention deletes keys older than 24 h, after which the
     key is free again."""
     from flexmail import clock
-    from flexmail.services import retention
+    from flexmail.services.evidence import retention
 
     headers = {**account.headers, "Idempotency-Key": "daily"}
     start = clock.now()
@@ -172,7 +172,7 @@ def test_a_database_failure_between_the_work_and_its_answer_does_the_signup_once
     from flexmail import clock
     from flexmail.extensions import db
     from flexmail.models import ConsentEvent, OutboxMessage
-    from flexmail.services import idempotency
+    from flexmail.services.marketer import idempotency
 
     def database_gone(*args, **kwargs):
         raise OperationalError("UPDATE idempotency_keys ...", {}, Exception("server closed the connection"))

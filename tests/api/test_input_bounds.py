@@ -154,7 +154,7 @@ def test_json_problem_counts_only_real_nesting():
 
 def test_people_report_holds_no_keyed_hash(app, client, account, create_list, subscribe):
     """GET /people names the person but returns no keyed hash of the address (no oracle)."""
-    from flexmail.services.context import hash_address
+    from flexmail.services.platform.context import hash_address
 
     lst = create_list()
     subscribe(lst["id"], email="reader@example.com")

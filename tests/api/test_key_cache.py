@@ -10,7 +10,7 @@ from sqlalchemy import update
 from flexmail import clock
 from flexmail.extensions import db
 from flexmail.models import ApiKey
-from flexmail.services import accounts
+from flexmail.services.marketer import accounts
 from tests.perf.statements import count_statements
 
 

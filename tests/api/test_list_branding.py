@@ -123,7 +123,7 @@ def test_another_accounts_list_cannot_be_rebranded(client, account, create_accou
 def test_logo_from_a_private_address_is_refused_by_default(make_app, app_config, logos):
     """Without LOGO_FETCH_ALLOW_PRIVATE the fetcher never connects to a loopback or private address (SSRF)."""
     app = make_app(app_config | {"LOGO_FETCH_ALLOW_PRIVATE": False})
-    from flexmail.services import accounts
+    from flexmail.services.marketer import accounts
 
     with app.app_context():
         _, key = accounts.create_account("Acme", scopes=["marketer"])

@@ -70,7 +70,7 @@ def test_head_is_signed_and_checks_with_the_public_key(app, client, account, his
     head = client.get("/api/v1/proof/head", headers=account.headers).json
     key = client.get("/proof/key").json
     with app.app_context():
-        from flexmail.services import signing
+        from flexmail.services.evidence import signing
 
         assert signing.verify(head, key["public_key"])
         assert not signing.verify({**head, "tree_size": head["tree_size"] - 1}, key["public_key"])
@@ -275,7 +275,7 @@ def test_verify_against_an_earlier_head_detects_rewritten_history(app, client, r
     body = _export(client, account).data
     assert _verify(runner, tmp_path, body, head=early).exit_code == 0
     with app.app_context():
-        from flexmail.services import signing
+        from flexmail.services.evidence import signing
 
         forged = signing.sign({k: v for k, v in early.items() if k not in ("signature", "key_id")}
                               | {"root_hash": "ab" * 32})

@@ -56,7 +56,7 @@ def _config(tmp_path, client, fuzzer, create_list, subscribe) -> Path:
 
 def test_no_input_makes_the_api_answer_5xx(app, client, live_server, create_list, subscribe, tmp_path):
     """Generated and boundary inputs (huge ids and cursors, odd text, wrong types) never get a 5xx."""
-    from flexmail.services import accounts
+    from flexmail.services.marketer import accounts
 
     with app.app_context():
         fuzzer = _Account(*accounts.create_account("Fuzz", scopes=["marketer", "compliance", "admin"]))

@@ -32,7 +32,7 @@ def register(client, account, url, events=None):
 
 
 def sweep_and_drain(app, worker, *, advance: dt.timedelta | None = None):
-    from flexmail.services import webhook_delivery
+    from flexmail.services.delivery import webhook_delivery
 
     if advance is not None:
         clock.freeze(clock.now() + advance)
@@ -291,8 +291,8 @@ def test_two_subscriptions_events_are_numbered_without_waiting_on_each_other(app
     from flexmail.domain.consent import EventType
     from flexmail.extensions import db
     from flexmail.models import Subscription, WebhookDelivery
-    from flexmail.services import proof
-    from flexmail.services.context import RequestMeta
+    from flexmail.services.evidence import proof
+    from flexmail.services.platform.context import RequestMeta
 
     lst = create_list()
     register(client, account, "http://127.0.0.1:9/hook", ["subscription.confirmed"])

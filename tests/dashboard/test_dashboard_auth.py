@@ -56,7 +56,7 @@ def test_the_cookie_is_secure_behind_https(make_app, app_config, account):
     app_config["PUBLIC_URL"] = "https://flexmail.test"
     app = make_app(app_config)
     client = app.test_client()
-    from flexmail.services import accounts
+    from flexmail.services.marketer import accounts
 
     with app.app_context():
         _, key = accounts.create_account("Secure Co", scopes=["marketer"])
@@ -68,7 +68,7 @@ def test_the_cookie_is_secure_behind_https(make_app, app_config, account):
 def test_refused_keys_all_get_the_same_answer(app, client, account, create_account, lst):
     """An unknown key, a revoked key, a malformed one and an empty one each get the same 401 page,
     and none of them opens a session."""
-    from flexmail.services import api_keys
+    from flexmail.services.marketer import api_keys
 
     other = create_account("Revoked Co", scopes=["marketer", "admin"])
     with app.app_context():
@@ -129,7 +129,7 @@ def test_sign_out_needs_csrf_and_ends_the_session_for_good(client, account, lst)
 
 def test_revoking_the_key_ends_its_sessions(app, client, account, lst):
     """A key revoked after sign-in no longer opens the dashboard."""
-    from flexmail.services import api_keys
+    from flexmail.services.marketer import api_keys
 
     sign_in(client, account.key)
     path = f"/dashboard/lists/{lst['id']}"
@@ -195,7 +195,7 @@ def test_export_buttons_follow_the_compliance_scope(app, client, account, create
     marketer = create_account("Acme", scopes=["marketer"])
     mine = client.application.test_client()
     with app.app_context():
-        from flexmail.services import lists
+        from flexmail.services.marketer import lists
 
         lists_of_marketer = lists.create_list(marketer.id, name="M", sender_name="M", sender_email="m@acme.example",
                                               consent_text="Yes.")

@@ -143,7 +143,7 @@ def from_database(app, account_id: int, list_id: int, since: dt.datetime, until:
 @pytest.mark.parametrize("days", [30, 90])
 def test_figures_equal_the_database(app, seeded, days):
     """Each figure of the funnel service equals the same figure recomputed from the rows."""
-    from flexmail.services import funnel
+    from flexmail.services.marketer import funnel
 
     with app.app_context():
         f = funnel.list_funnel(seeded["account_id"], seeded["list_id"], days=days)
@@ -175,7 +175,7 @@ def test_figures_equal_the_database(app, seeded, days):
 
 def test_weekly_buckets_over_a_year(app, seeded):
     """The 365-day range counts in weeks and still adds up to the database's totals."""
-    from flexmail.services import funnel
+    from flexmail.services.marketer import funnel
 
     with app.app_context():
         f = funnel.list_funnel(seeded["account_id"], seeded["list_id"], days=365)

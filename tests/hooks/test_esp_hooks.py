@@ -159,7 +159,7 @@ def sns_key():
 
 @pytest.fixture
 def sns_cert(sns_key):
-    from flexmail.services import hooks
+    from flexmail.services.suppression import hooks
 
     key, pem = sns_key
     hooks.SNS_CERTIFICATES[CERT_URL] = pem
@@ -168,7 +168,7 @@ def sns_cert(sns_key):
 
 
 def sns_message(key, kind, *, message, cert_url=CERT_URL, message_id="sns-1", version="1", extra=None) -> bytes:
-    from flexmail.services.hooks import sns_string_to_sign
+    from flexmail.services.suppression.hooks import sns_string_to_sign
 
     body = {"Type": kind, "MessageId": message_id, "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-events",
             "Message": message, "Timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),

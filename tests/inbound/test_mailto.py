@@ -172,7 +172,7 @@ def test_processing_failure_answers_451_so_the_sender_retries(app, client, accou
     def broken(*args, **kwargs):
         raise RuntimeError("database unavailable")
 
-    monkeypatch.setattr("flexmail.services.unsubscribe.unsubscribe_by_mailto", broken)
+    monkeypatch.setattr("flexmail.services.optout.unsubscribe.unsubscribe_by_mailto", broken)
     with pytest.raises(smtplib.SMTPDataError) as failed:
         _send(listener, [mailto], _message(mailto))
     assert failed.value.smtp_code == 451
@@ -296,7 +296,7 @@ def test_deliver_temporary_failure_exits_75(client, account, subscriber, runner,
     def broken(*args, **kwargs):
         raise RuntimeError("database unavailable")
 
-    monkeypatch.setattr("flexmail.services.unsubscribe.unsubscribe_by_mailto", broken)
+    monkeypatch.setattr("flexmail.services.optout.unsubscribe.unsubscribe_by_mailto", broken)
     result = runner.invoke(args=["inbound", "deliver", "--recipient", mailto], input=_message(mailto))
     assert result.exit_code == 75 and "try again later" in result.stderr
     monkeypatch.undo()

@@ -43,7 +43,7 @@ def pg():
 @pytest.fixture
 def outage(pg, make_app, app_config, tmp_path):
     """An app on the test's own PostgreSQL, an account with a list, and helpers."""
-    from flexmail.services import accounts, lists
+    from flexmail.services.marketer import accounts, lists
 
     if not _up(pg):
         pg.start()
@@ -169,7 +169,7 @@ def test_the_unsubscribe_page_works_while_the_database_is_down(outage, http):
     """GET shows the form (without details), its "stop all mail" POST answers 202, and after
     the restart the account-wide suppression and the other list's unsubscribe are recorded
     with the time of the click and the reason given."""
-    from flexmail.services import lists
+    from flexmail.services.marketer import lists
 
     (sub_id, path), = outage.subscribe(1)
     account_id = _account_of(outage, sub_id)
@@ -211,7 +211,7 @@ def test_mailto_unsubscribes_are_accepted_and_spooled_while_the_database_is_down
     """``inbound serve`` answers 250 and ``inbound deliver`` exits 0 with PostgreSQL stopped;
     both opt-outs are applied after the restart, with the time the mail arrived."""
     from flexmail.inbound import smtp
-    from flexmail.services import unsubscribe
+    from flexmail.services.optout import unsubscribe
 
     (first, _), (second, _) = outage.subscribe(2)
     with outage.app.app_context():
@@ -272,7 +272,7 @@ def test_other_requests_answer_503_with_retry_after_while_the_database_is_down(o
 def test_a_drain_that_dies_after_applying_applies_nothing_twice(outage, http, monkeypatch):
     """A drain killed between applying a line and noting it locally leaves the line in the
     spool; the next drain finds its marker in the database and skips it."""
-    from flexmail.services import spool
+    from flexmail.services.optout import spool
 
     subs = outage.subscribe(3)
     outage.pg.stop()

@@ -30,7 +30,7 @@ class Embedded:
     """An app on a SQLite file whose folder the test can take away and give back."""
 
     def __init__(self, make_app, app_config, tmp_path: Path, **overrides):
-        from flexmail.services import accounts, lists
+        from flexmail.services.marketer import accounts, lists
 
         self.db_dir = tmp_path / "db"
         self.db_dir.mkdir()
@@ -108,7 +108,7 @@ def test_sqlite_unreachable_one_click_is_spooled_and_other_requests_get_503(embe
 def test_corrupt_and_forged_lines_are_kept_in_the_rejected_file_and_reported(embedded, log_text):
     """A line whose checksum fails and a line whose token is not ours are moved to
     rejected.jsonl with their reason and counted by ``spool status``; the good lines apply."""
-    from flexmail.services import spool
+    from flexmail.services.optout import spool
 
     subs = embedded.subscribe(3)
     embedded.take_database_away()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flexmail.extensions import db
 from flexmail.models import Suppression
-from flexmail.services.context import hash_address
+from flexmail.services.platform.context import hash_address
 from tests.conftest import BACKEND
 from tests.helpers import link_from, token_of
 from tests.perf.statements import count_statements
@@ -100,8 +100,8 @@ def test_confirm_with_an_override_still_lifts(app, client, account, create_list,
         db.session.add(Suppression(account_id=account.id, address_hash=hash_address("l@example.com"),
                                    reason="unsubscribed", source="test"))
         db.session.commit()
-    from flexmail.services import subscriptions
-    from flexmail.services.context import RequestMeta
+    from flexmail.services.consent import subscriptions
+    from flexmail.services.platform.context import RequestMeta
 
     with app.test_request_context():
         subscriptions.request_subscription(account.id, lst["id"], email="l@example.com",

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from flexmail import clock
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, Suppression, SuppressionLift
-from flexmail.services.context import hash_address
+from flexmail.services.platform.context import hash_address
 from tests.consent_support import http, in_parallel, serve
 from tests.helpers import link_from, token_of
 

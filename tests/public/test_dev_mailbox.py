@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from flexmail import clock
-from flexmail.services import dev_mailbox
-from flexmail.services.errors import NotFound
+from flexmail.services.delivery import dev_mailbox
+from flexmail.services.platform.errors import NotFound
 from flexmail.web import CSP
 
 DEV = {"DEV_MODE": True}

@@ -172,7 +172,7 @@ def test_not_me_cancels_and_stops_further_confirmation_mails(client, account, cr
 def test_confirmation_not_sent_when_signup_was_decided_before_the_worker_ran(
         app, client, account, create_list, subscribe, worker, maildir, monkeypatch):
     """A queued confirmation for an address suppressed in the meantime is skipped, not sent."""
-    from flexmail.services import outbox
+    from flexmail.services.delivery import outbox
 
     enqueue = outbox._enqueue
     monkeypatch.setattr(outbox, "_enqueue", lambda message_id: None)  # the worker has not run yet
@@ -181,7 +181,7 @@ def test_confirmation_not_sent_when_signup_was_decided_before_the_worker_ran(
     with app.app_context():
         from flexmail.extensions import db
         from flexmail.models import Suppression
-        from flexmail.services.context import hash_address
+        from flexmail.services.platform.context import hash_address
 
         db.session.add(Suppression(account_id=account.id, address_hash=hash_address("reader@example.com"),
                                    reason="manual", source="test"))

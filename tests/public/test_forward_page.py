@@ -191,7 +191,7 @@ def test_link_expires_after_ninety_days(client, fwd):
 def test_campaign_of_another_list_has_no_forward_link(client, account, fwd, create_list):
     """A campaign of another list gives the subscriber no forward_url, and a forged pair is refused."""
     from flexmail.domain.tokens import Purpose
-    from flexmail.services.context import signer
+    from flexmail.services.platform.context import signer
     from tests.forward_support import create_campaign, forward_url
 
     other = create_campaign(client, account, create_list(name="Other list")["id"])
@@ -261,7 +261,7 @@ def test_friend_can_opt_out_of_all_forwards(app, client, account, fwd, worker, m
     stop_path = stop_url[stop_url.index("/forward/"):]
     token = stop_path.split("/")[2]
     raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    from flexmail.services.context import hash_address
+    from flexmail.services.platform.context import hash_address
 
     with app.app_context():
         friend_hash = hash_address(FRIENDS[0])
@@ -304,7 +304,7 @@ def test_public_forward_urls_never_redirect(client, fwd):
 
 def test_friend_at_a_suppressed_domain_is_not_mailed(app, client, account, fwd, worker, maildir):
     """A domain entry of the account blocks every friend at that domain, silently."""
-    from flexmail.services import suppressions
+    from flexmail.services.suppression import suppressions
 
     with app.app_context():
         suppressions.suppress(account.id, domains=["blocked.example"], reason="manual",

@@ -47,7 +47,7 @@ def test_full_flow_over_http_logs_no_address_ip_or_token(app, account, create_li
                  data=json.dumps({"email": f"{ADDRESS}\r\nBcc: x@example.com"}).encode())[0] == 422
     assert _http(f"{base}/api/v1/proof?email={ADDRESS}", headers=account.headers)[0] == 200
 
-    from flexmail.services import lists
+    from flexmail.services.marketer import lists
 
     def boom(*args, **kwargs):
         raise RuntimeError(f"failure while handling {ADDRESS} from {SIGNUP_IP}")

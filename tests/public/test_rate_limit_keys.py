@@ -15,7 +15,7 @@ def create_list_for():
     """``create_list_for(app)``: an account and a list in ``app``; returns the list id."""
 
     def make(app):
-        from flexmail.services import accounts, lists
+        from flexmail.services.marketer import accounts, lists
 
         with app.app_context():
             account_id, _ = accounts.create_account("A", scopes=["marketer"])

@@ -54,7 +54,7 @@ def test_every_route_family_carries_the_security_headers(make_app, app_config, p
     from tests.conftest import _Account
 
     app = make_app({**app_config, "PUBLIC_URL": public_url})
-    from flexmail.services import accounts, lists
+    from flexmail.services.marketer import accounts, lists
 
     with app.app_context():
         account_id, key = accounts.create_account("A", scopes=["marketer", "compliance"])
@@ -72,7 +72,7 @@ def test_every_route_family_carries_the_security_headers(make_app, app_config, p
 
 def test_an_unexpected_error_page_carries_the_security_headers(client, account, monkeypatch):
     """A 500 (an exception nobody expected) still has every header, on the API and on a page."""
-    from flexmail.services import lists
+    from flexmail.services.marketer import lists
 
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
@@ -102,7 +102,7 @@ def test_a_redirect_carries_the_security_headers(client, create_list, subscribe,
 def test_the_session_cookie_is_httponly_lax_and_secure_behind_https(make_app, app_config, public_url, secure):
     """The session cookie (CSRF of the hosted form) is HttpOnly and SameSite=Lax, and Secure with https."""
     app = make_app({**app_config, "PUBLIC_URL": public_url})
-    from flexmail.services import accounts, lists
+    from flexmail.services.marketer import accounts, lists
 
     with app.app_context():
         account_id, _ = accounts.create_account("A", scopes=["marketer"])

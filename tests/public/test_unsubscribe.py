@@ -462,7 +462,7 @@ def test_undo_is_refused_while_a_suppression_the_person_cannot_lift_stands(app, 
     client.post(path)
     from flexmail.extensions import db
     from flexmail.models import Suppression
-    from flexmail.services.context import hash_address
+    from flexmail.services.platform.context import hash_address
 
     with app.app_context():
         db.session.add(Suppression(account_id=account.id, address_hash=hash_address("reader@example.com"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flexmail.services.reports import process_report
+from flexmail.services.suppression.reports import process_report
 from tests.suppression_support import arf, check, dsn, events, original_message
 
 
@@ -163,8 +163,8 @@ def test_real_550_at_rcpt_from_an_smtp_relay_suppresses_once_and_is_in_the_proof
 
     from flexmail.clock import now
     from flexmail.models import OutboxMessage
-    from flexmail.services.reports import record_smtp_refusal
-    from flexmail.services.unit_of_work import unit_of_work
+    from flexmail.services.platform.unit_of_work import unit_of_work
+    from flexmail.services.suppression.reports import record_smtp_refusal
     from tests.helpers import free_port
 
     class Refusing:
@@ -243,8 +243,8 @@ def test_stored_diagnostics_keep_no_address(app, client, account, sent):
     from flexmail.clock import now
     from flexmail.extensions import db
     from flexmail.models import BounceRecord, Suppression
-    from flexmail.services.reports import record_smtp_refusal
-    from flexmail.services.unit_of_work import unit_of_work
+    from flexmail.services.platform.unit_of_work import unit_of_work
+    from flexmail.services.suppression.reports import record_smtp_refusal
 
     sub_id, message_id = sent
     with app.app_context():

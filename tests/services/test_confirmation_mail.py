@@ -11,8 +11,8 @@ import pytest
 
 from flexmail import clock
 from flexmail.mail.compose import compose
-from flexmail.services import confirmation_mail
-from flexmail.services.confirmation_mail import RenderCache, render_confirmation
+from flexmail.services.consent import confirmation_mail
+from flexmail.services.consent.confirmation_mail import RenderCache, render_confirmation
 
 
 def _normalised(data: bytes) -> bytes:

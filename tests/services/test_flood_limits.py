@@ -103,7 +103,7 @@ def test_counters_keep_no_address_or_ip(app, client, create_list, subscribe):
 def test_platform_cap_holds_the_mail_and_answers_as_success(make_app, app_config, maildir_for):
     """Past the platform-wide cap per address the signup answers 202 like any other, the
     account sees its mail as queued, nothing is sent, and the admin lists the held mail."""
-    from flexmail.services import accounts, lists
+    from flexmail.services.marketer import accounts, lists
 
     app = make_app({**app_config, "CONFIRM_PLATFORM_PER_ADDRESS_PER_DAY": 2})
     client = app.test_client()
@@ -128,7 +128,7 @@ def test_platform_cap_holds_the_mail_and_answers_as_success(make_app, app_config
     people = client.get("/api/v1/people", query_string={"email": "target@example.com"}, headers=headers)
     assert "held" not in people.get_data(as_text=True)
     # The held mail is never sent, not even by a sweep.
-    from flexmail.services import outbox
+    from flexmail.services.delivery import outbox
 
     with app.app_context():
         outbox.sweep(grace_seconds=0)
@@ -147,7 +147,7 @@ def test_platform_cap_holds_the_mail_and_answers_as_success(make_app, app_config
 
 
 def _api_app(make_app, app_config, **overrides):
-    from flexmail.services import accounts, lists
+    from flexmail.services.marketer import accounts, lists
 
     app = make_app({**app_config, **overrides})
     with app.app_context():
@@ -198,7 +198,7 @@ def test_flood_check_reads_no_outbox_rows(app, client, account, create_list, sub
 
 def _hash_on_shard(app, account_id: int, shard: int) -> str:
     """An address hash whose account-counter shard is ``shard``."""
-    from flexmail.services import flood
+    from flexmail.services.consent import flood
 
     with app.app_context():
         count = len(flood.account_shards(account_id))
@@ -213,7 +213,7 @@ def test_signups_of_two_addresses_of_one_account_do_not_wait_for_each_other(app)
     from sqlalchemy import text
     from sqlalchemy.orm import Session
 
-    from flexmail.services import flood
+    from flexmail.services.consent import flood
 
     first, second = _hash_on_shard(app, 7, 0), _hash_on_shard(app, 7, 1)
     with app.app_context(), Session(db.engine) as one, Session(db.engine) as two:
@@ -230,7 +230,7 @@ def test_signups_of_two_addresses_of_one_account_do_not_wait_for_each_other(app)
 def test_a_full_shard_borrows_from_the_others_up_to_the_exact_cap(make_app, app_config):
     """Addresses that all fall on one shard still get the account's whole hourly cap, and
     not one more (the other shards lend their room)."""
-    from flexmail.services import flood
+    from flexmail.services.consent import flood
 
     app = make_app({**app_config, "CONFIRM_PER_ACCOUNT_PER_HOUR": 5})
     hashes = [_hash_on_shard(app, 3, 0)[:8] + f"{i:056x}" for i in range(7)]

@@ -1,4 +1,4 @@
-"""services.forwarding: exact counts under concurrency, limits, delivery retries, sealed messages."""
+"""services.forwards.forwarding: exact counts under concurrency, limits, delivery retries, sealed messages."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from flexmail import clock
 from flexmail.domain.sealed import Sealer, SealError, SealPurpose
-from flexmail.services.context import RequestMeta
-from flexmail.services.errors import BadToken, RateLimited, ValidationFailed
+from flexmail.services.platform.context import RequestMeta
+from flexmail.services.platform.errors import BadToken, RateLimited, ValidationFailed
 from tests.forward_support import (
     FRIENDS,
     campaign_row,
@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FORWARDER_PROCESS = r"""
 import json, os, sys
 from flexmail import create_app
-from flexmail.services import forwarding
-from flexmail.services.context import RequestMeta
-from flexmail.services.errors import RateLimited
+from flexmail.services.forwards import forwarding
+from flexmail.services.platform.context import RequestMeta
+from flexmail.services.platform.errors import RateLimited
 
 config, token, count, tag = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 app = create_app(config)
@@ -127,7 +127,7 @@ def fwd(client, account, create_list, subscribe, worker, maildir):
 
 
 def _forward(app, fwd, friends, **kw):
-    from flexmail.services import forwarding
+    from flexmail.services.forwards import forwarding
 
     with app.app_context():
         return forwarding.forward_to_friends(token_of(fwd.forward_url), friends=list(friends), meta=RequestMeta(),
@@ -160,7 +160,7 @@ def test_validation_errors_never_carry_an_address(app, fwd):
     with pytest.raises(ValidationFailed):
         _forward(app, fwd, ["", "  "])
     with pytest.raises(BadToken):
-        from flexmail.services import forwarding
+        from flexmail.services.forwards import forwarding
 
         with app.app_context():
             forwarding.forward_to_friends("nonsense", friends=["zq.x@example.com"], meta=RequestMeta())
@@ -211,7 +211,7 @@ def test_a_database_unreachable_at_send_time_delays_the_forward_mail_instead_of_
     counted.)"""
     from sqlalchemy.exc import OperationalError
 
-    from flexmail.services import forwarding
+    from flexmail.services.forwards import forwarding
 
     app.config.update(FORWARD_RETRY_DELAY_MS=10)
     real = forwarding._blocked
@@ -235,7 +235,7 @@ def test_a_database_unreachable_at_send_time_delays_the_forward_mail_instead_of_
 
 def test_deliver_never_raises_and_drops_unreadable_messages(app, fwd):
     """The actor's body swallows everything: a forged or foreign message is dropped and counted."""
-    from flexmail.services import forwarding
+    from flexmail.services.forwards import forwarding
 
     with app.app_context():
         other = Sealer(("another-secret",)).seal(SealPurpose.FORWARD_MESSAGE, b'{"to": "zq@example.com"}')

@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError
 from flexmail.domain import ledger, merkle
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, LedgerTreeHead
-from flexmail.services import sealing
+from flexmail.services.evidence import sealing
 from tests.helpers import link_from, token_of
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from flexmail import clock
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, OutboxMessage, Subscription
-from flexmail.services.retention import truncate_ip
+from flexmail.services.evidence.retention import truncate_ip
 from tests.helpers import link_from, token_of
 
 AS_OF = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)

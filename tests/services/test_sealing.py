@@ -13,8 +13,8 @@ from flexmail.domain.consent import EventType
 from flexmail.extensions import db
 from flexmail.models import ConsentEvent, LedgerTreeHead, Subscription
 from flexmail.models.consent_events import SQLITE_GUARDS
-from flexmail.services import proof, sealing
-from flexmail.services.context import RequestMeta
+from flexmail.services.evidence import proof, sealing
+from flexmail.services.platform.context import RequestMeta
 from tests.conftest import BACKEND
 
 
@@ -135,7 +135,7 @@ def test_inclusion_proofs_in_the_person_proof_verify_and_fail_when_altered(app, 
     events = body["subscriptions"][0]["events"]
     assert events
     with app.app_context():
-        from flexmail.services import signing
+        from flexmail.services.evidence import signing
 
         assert signing.verify(head, client.get("/proof/key").json["public_key"])
         assert not signing.verify({**head, "root_hash": "1" * 64})

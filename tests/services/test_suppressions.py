@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from flexmail.domain.addresses import normalize
-from flexmail.services import suppressions
-from flexmail.services.suppressions import Actor
+from flexmail.services.suppression import suppressions
+from flexmail.services.suppression.suppressions import Actor
 
 MARKETER = Actor("test")
 ADMIN = Actor("admin-test", admin=True)

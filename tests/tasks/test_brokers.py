@@ -19,8 +19,9 @@ def test_confirmation_mail_goes_through_a_real_broker(make_app, app_config, mail
     need_service(broker_url.split(":")[0], *host_port)
     app = make_app({**app_config, "BROKER_URL": broker_url, "BROKER_NAMESPACE": f"fm-smoke-{uuid.uuid4().hex[:8]}"})
     broker = app.extensions["dramatiq"]
-    from flexmail.services import accounts, lists, subscriptions
-    from flexmail.services.context import RequestMeta
+    from flexmail.services.consent import subscriptions
+    from flexmail.services.marketer import accounts, lists
+    from flexmail.services.platform.context import RequestMeta
 
     queue = "mail"
     if broker_url.startswith("amqp"):

@@ -223,7 +223,7 @@ def test_forwards_leave_no_address_in_database_log_or_broker(
     assert "subscriptions" in database
     friends = [a for a in ALL if a != FORWARDER]
     _assert_absent(database, "the database", friends)
-    from flexmail.services.context import hash_address
+    from flexmail.services.platform.context import hash_address
 
     with app.app_context():  # not even the friends' keyed hashes (only the suppressed one's)
         hashes = [hash_address(a) for a in (*DELIVERED, *REFUSED, SEVENTH)]
@@ -234,7 +234,7 @@ def test_a_failing_relay_leaves_nothing_in_the_broker_after_retries(app, fwd_qui
     """A forward whose every attempt fails is dropped and counted: the broker ends with no message,
     no retry record, no traceback and no dead letter."""
     from flexmail.mail import transports
-    from flexmail.services import forwarding
+    from flexmail.services.forwards import forwarding
 
     def refuse(self, message, **kwargs):
         raise OSError(f"cannot deliver to {message['To']}")
@@ -258,6 +258,6 @@ def fwd_quick(app, client, account, create_list, subscribe, worker, maildir):
 
 
 def _meta():
-    from flexmail.services.context import RequestMeta
+    from flexmail.services.platform.context import RequestMeta
 
     return RequestMeta()

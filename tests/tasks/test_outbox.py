@@ -14,7 +14,7 @@ from sqlalchemy import select
 from flexmail import clock
 from flexmail.extensions import db
 from flexmail.models import OutboxMessage
-from flexmail.services import outbox
+from flexmail.services.delivery import outbox
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,8 +32,9 @@ def test_process_dying_between_commit_and_enqueue_still_sends_exactly_one_mail(a
         import json, os, sys
         sys.path.insert(0, {ROOT!r})
         from flexmail import create_app
-        from flexmail.services import outbox, subscriptions
-        from flexmail.services.context import RequestMeta
+        from flexmail.services.consent import subscriptions
+        from flexmail.services.delivery import outbox
+        from flexmail.services.platform.context import RequestMeta
         config = json.loads(os.environ["CONFIG"])
         app = create_app(config)
         outbox._enqueue = lambda message_id: os._exit(17)   # the crash: after commit, before enqueue
@@ -102,8 +103,9 @@ def test_failing_transport_schedules_the_row_and_sends_it_when_due(app_config, m
     from tests.helpers import free_port
 
     app = make_app({**app_config, "MAIL_URL": f"smtp://127.0.0.1:{free_port()}"})
-    from flexmail.services import accounts, lists, subscriptions
-    from flexmail.services.context import RequestMeta
+    from flexmail.services.consent import subscriptions
+    from flexmail.services.marketer import accounts, lists
+    from flexmail.services.platform.context import RequestMeta
 
     clock.freeze(dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC))
     with app.app_context():
@@ -130,7 +132,7 @@ def test_failing_transport_schedules_the_row_and_sends_it_when_due(app_config, m
 
 def test_a_mail_that_cannot_be_rendered_fails_alone(app, create_list, subscribe, worker, maildir, monkeypatch):
     """A row whose rendering raises is marked failed with the reason; the other rows of its batch go out."""
-    from flexmail.services import confirmation_mail
+    from flexmail.services.consent import confirmation_mail
 
     monkeypatch.setattr(outbox, "_enqueue", lambda message_id: None)
     lst = create_list()

@@ -27,7 +27,7 @@ def _signup(client, list_id, headers, email):
 
 def test_mails_of_a_batch_share_one_connection(app_with_list, worker_for, monkeypatch):
     """Twelve due mails claimed together go out over a single SMTP session."""
-    from flexmail.services import outbox
+    from flexmail.services.delivery import outbox
 
     sink = CountingRelay()
     with relay(sink):

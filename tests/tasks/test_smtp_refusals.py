@@ -55,7 +55,7 @@ def test_550_5_1_1_at_rcpt_suppresses_once_is_in_the_proof_and_is_never_retried(
         assert len(entries) == 1
     state = client.get(f"/api/v1/subscriptions/{sub_id}", headers=headers).json["confirmation"]
     assert (state["status"], state["error_code"], state["error_status"]) == ("bounced", 550, "5.1.1")
-    from flexmail.services import accounts
+    from flexmail.services.marketer import accounts
 
     with app.app_context():
         compliance = {"Authorization": f"Bearer {accounts.create_key(1, scopes=['compliance'])}"}
@@ -129,7 +129,7 @@ def test_erasure_clears_the_stored_message_of_a_refused_mail(app_with_list, work
         worker.drain()
     [row] = rows(app)
     assert row.status == "bounced" and ADDRESS.encode() in row.body
-    from flexmail.services import accounts
+    from flexmail.services.marketer import accounts
 
     with app.app_context():
         compliance = {"Authorization": f"Bearer {accounts.create_key(1, scopes=['compliance', 'marketer'])}"}

@@ -103,8 +103,8 @@ def test_empty_file_and_global_scope_without_admin_are_refused(client, account):
 
 def test_a_crashed_import_resumes_without_counting_twice(app, account, monkeypatch):
     """A worker dying after the first batch leaves that batch committed; the retry does the rest."""
-    from flexmail.services import imports, suppressions
-    from flexmail.services.suppressions import Actor
+    from flexmail.services.suppression import imports, suppressions
+    from flexmail.services.suppression.suppressions import Actor
 
     monkeypatch.setattr(imports, "BATCH", 4)
     content = "\n".join(f"r{i}@example.com" for i in range(10)).encode() + b"\nbroken\n"

@@ -9,7 +9,8 @@ import time
 import dramatiq
 
 from flexmail import clock
-from flexmail.services import leases, outbox
+from flexmail.services.delivery import outbox
+from flexmail.services.platform import leases
 
 
 def _wait_for(condition, timeout=20.0):

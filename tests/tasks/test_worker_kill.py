@@ -71,8 +71,9 @@ def test_kill_9_of_a_worker_stops_neither_the_fleet_nor_any_mail(make_app, app_c
     supervisor does: every mail is sent, each recorded once, and duplicates stay within the claims
     the killed processes held (recorded every few mails)."""
     need_service("Redis", "127.0.0.1", 6379)
-    from flexmail.services import accounts, lists, subscriptions
-    from flexmail.services.context import RequestMeta
+    from flexmail.services.consent import subscriptions
+    from flexmail.services.marketer import accounts, lists
+    from flexmail.services.platform.context import RequestMeta
 
     sink = SlowRelay()
     with relay(sink):

@@ -32,7 +32,7 @@ def test_all_digit_secrets_and_url_are_read_as_strings(env_app):
     assert app.config["SIGNING_KEY"] == "55555555555555555555555555555555"
     assert app.config["PUBLIC_URL"] == "12345"
     assert app.test_client().get("/health").status_code == 200
-    from flexmail.services.context import hash_address
+    from flexmail.services.platform.context import hash_address
 
     with app.app_context():
         assert len(hash_address("reader@example.com")) >= 32

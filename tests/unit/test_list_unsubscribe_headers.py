@@ -168,7 +168,7 @@ def test_folded_header_reads_back_unfolded():
 def test_app_links_fit_in_a_mailto_local_part_and_header(app, ids, mailto_line_max):
     """The app's links stay short: a local part of at most 64 octets, a mailto line within 78 columns for
     realistic ids (998 at worst), and a URL line far below the 998 limit."""
-    from flexmail.services.unsubscribe import link_headers
+    from flexmail.services.optout.unsubscribe import link_headers
 
     with app.app_context():
         links = link_headers(ids[0], campaign_id=ids[1])

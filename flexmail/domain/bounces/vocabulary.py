@@ -2,7 +2,7 @@
 """One vocabulary for every report: Sisimai's bounce reasons, the class each implies, and how
 an SMTP status code or a diagnostic text names a reason.
 
-Classes (what the policy does with a result, see ``services.bounces``):
+Classes (what the policy does with a result, see ``services.suppression.bounces``):
 
 ========== ==================================================================================
 hard       the address itself is permanently bad (no such user, no such domain, null MX)

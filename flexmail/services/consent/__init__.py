@@ -1,0 +1,1 @@
+"""Double opt-in: signup requests, flood limits, the confirmation mail, list branding."""

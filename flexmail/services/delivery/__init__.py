@@ -1,0 +1,1 @@
+"""Mail and webhooks that must go out once: the outbox, our own addresses, webhook deliveries."""

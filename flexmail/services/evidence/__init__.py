@@ -1,0 +1,1 @@
+"""The proof: the consent ledger, its signed heads, exports, certificates, retention and erasure."""

@@ -1,0 +1,1 @@
+"""Forward to a friend: counted per campaign, never stored."""

@@ -1,0 +1,1 @@
+"""Plumbing every capability uses: transactions, errors, availability, leases, metrics, bulk writes, jobs."""
