@@ -87,21 +87,15 @@ class OutboxSweeperMiddleware(PeriodicMiddleware):
 
 
 class WebhookSweeperMiddleware(PeriodicMiddleware):
-    """The same for webhook deliveries: due rows (first attempts missed, retries) are enqueued."""
+    """The same for webhook deliveries (their own ``webhook-sweeper`` lease): due rows (first
+    attempts missed, retries) are enqueued by one worker of the installation."""
 
     thread_name = "webhook-sweeper"
 
     def _loop(self):
         from flexmail.services.delivery import webhook_delivery
 
-        while True:
-            try:
-                with self.app.app_context():
-                    webhook_delivery.sweep()
-            except Exception:
-                log.exception("webhook sweep failed")
-            if self._stop.wait(self.interval):
-                return
+        webhook_delivery.run_sweeper(self.app, self.interval, self._stop)
 
 
 def build_broker(url: str, *, namespace: str = "flexmail", redis_options: dict | None = None) -> dramatiq.Broker:

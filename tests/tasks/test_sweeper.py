@@ -7,9 +7,10 @@ import threading
 import time
 
 import dramatiq
+import pytest
 
 from flexmail import clock
-from flexmail.services.delivery import outbox
+from flexmail.services.delivery import outbox, webhook_delivery
 from flexmail.services.platform import leases
 
 
@@ -36,19 +37,20 @@ def test_the_lease_has_one_holder_until_it_lapses(app):
         assert not leases.acquire("outbox-sweeper", "a", ttl=30)
 
 
-def test_of_several_sweeper_loops_only_the_lease_holder_sweeps_and_another_takes_over(app, monkeypatch):
+@pytest.mark.parametrize("sweeper", [outbox, webhook_delivery], ids=["outbox", "webhooks"])
+def test_of_several_sweeper_loops_only_the_lease_holder_sweeps_and_another_takes_over(app, monkeypatch, sweeper):
     """Three sweeper loops (as three worker processes run them) sweep from one thread only;
-    when that one stops, another takes over."""
+    when that one stops, another takes over. The outbox and the webhook deliveries alike."""
     swept: list[str] = []
-    real_sweep = outbox.sweep
+    real_sweep = sweeper.sweep
 
     def recording_sweep(**kw):
         swept.append(threading.current_thread().name)
         return real_sweep(**kw)
 
-    monkeypatch.setattr(outbox, "sweep", recording_sweep)
+    monkeypatch.setattr(sweeper, "sweep", recording_sweep)
     stops = {f"sweeper-{i}": threading.Event() for i in range(3)}
-    threads = [threading.Thread(target=outbox.run_sweeper, args=(app, 0.1, stop), name=name, daemon=True)
+    threads = [threading.Thread(target=sweeper.run_sweeper, args=(app, 0.1, stop), name=name, daemon=True)
                for name, stop in stops.items()]
     for thread in threads:
         thread.start()

@@ -384,24 +384,7 @@ def sweep(*, grace_seconds: int | None = None) -> int:
 
 def run_sweeper(app, interval: float, stop: threading.Event) -> None:
     """Sweep every ``interval`` seconds while holding the sweeper lease, until ``stop`` is set."""
-    holder = leases.holder_id()
-    held = False
-    while True:
-        try:
-            with app.app_context():
-                held = leases.acquire(SWEEPER_LEASE, holder, ttl=max(3 * interval, 5))
-                if held:
-                    sweep()
-        except Exception:
-            log.exception("outbox sweep failed")
-        if stop.wait(interval):
-            break
-    if held:
-        try:
-            with app.app_context():
-                leases.release(SWEEPER_LEASE, holder)
-        except Exception:
-            log.exception("could not release the sweeper lease")
+    leases.run_while_holding(app, SWEEPER_LEASE, interval, stop, lambda: sweep())
 
 
 # -- state and re-send ------------------------------------------------------------------------

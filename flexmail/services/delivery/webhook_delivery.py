@@ -20,6 +20,7 @@ import logging
 import random
 import socket
 import ssl
+import threading
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, delete, exists, or_, select, update
@@ -32,11 +33,15 @@ from flexmail.domain.webhook_urls import RefusedUrl
 from flexmail.extensions import db
 from flexmail.models import WebhookDelivery, WebhookEndpoint
 from flexmail.services.delivery.webhooks import check_url, enqueue, get_endpoint
+from flexmail.services.platform import leases
 from flexmail.services.platform.context import setting
 from flexmail.services.platform.errors import NotFound, ValidationFailed
 from flexmail.services.platform.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
+
+#: One webhook sweeper per installation holds this lease (``run_sweeper``).
+SWEEPER_LEASE = "webhook-sweeper"
 
 KEPT_ANSWER_BYTES = 300
 MAX_REPLAY = 10_000
@@ -207,6 +212,12 @@ def sweep() -> int:
     if ids:
         log.info("webhook sweep enqueued %d delivery(ies)", len(ids))
     return len(ids)
+
+
+def run_sweeper(app, interval: float, stop: threading.Event) -> None:
+    """Sweep every ``interval`` seconds while holding the webhook sweeper lease: one sweeper per
+    installation, as for the outbox (``platform.leases.run_while_holding``)."""
+    leases.run_while_holding(app, SWEEPER_LEASE, interval, stop, lambda: sweep())
 
 
 # -- the log and replays ----------------------------------------------------------------------
