@@ -15,7 +15,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from flexmail.services.consent import flood
-from flexmail.services.delivery import outbox
+from flexmail.services.delivery import dev_mailbox, outbox
 from flexmail.services.evidence import export, retention, sealing
 from flexmail.services.marketer import accounts, lists
 from flexmail.services.platform.errors import FlexmailError
@@ -220,6 +220,9 @@ def demo():
                      "I can unsubscribe at any time.",
     )
     base = current_app.config["PUBLIC_URL"]
+    where = (f"open the newest mail at {base}/dev/mail and click its confirm button"
+             if dev_mailbox.available(current_app.config)
+             else "open the confirmation link from the newest file in the Maildir")
     click.echo(f"""
 Demo account {account_id}, list {lst.id}.
 API key (shown once): {key}
@@ -231,8 +234,10 @@ Try it:
   curl -s -X POST {base}/api/v1/lists/{lst.id}/subscriptions \\
     -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
     -d '{{"email": "you@example.com", "ip": "203.0.113.7", "user_agent": "curl demo", "source": "demo"}}'
-  # open the confirmation link from the newest file in the Maildir, then:
+  # {where}, then:
   curl -s '{base}/api/v1/proof?email=you@example.com' -H 'Authorization: Bearer {key}'
+
+Dashboard (sign in with the API key): {base}/dashboard
 """)
 
 

@@ -199,3 +199,18 @@ def test_dev_run_turns_development_mode_on_and_prints_the_mailbox_url():
     assert 'export FLEXMAIL_PUBLIC_URL="${FLEXMAIL_PUBLIC_URL:-http://${HOST:-127.0.0.1}:${PORT:-5000}}"' in run
     assert "/dev/mail" in run and "maildir:*)" in run
     assert run.index("FLEXMAIL_DEV_MODE") < run.index("flask run")
+
+
+@pytest.mark.parametrize("dev_mode", [True, False], ids=["dev-mode", "not-dev-mode"])
+def test_the_demo_points_a_newcomer_at_the_mailbox_and_the_dashboard_of_this_server(make_app, app_config, dev_mode):
+    """`flask demo` (what ./dev run prints first) names this server's URLs: the development
+    mailbox when it exists, the Maildir folder otherwise, and the dashboard."""
+    app = make_app({**app_config, "DEV_MODE": dev_mode, "PUBLIC_URL": "http://127.0.0.1:5077"})
+    with app.app_context():  # (as the flask command line gives it)
+        output = app.test_cli_runner().invoke(args=["demo"])
+    assert output.exit_code == 0, output.output
+    text = output.output
+    assert "http://127.0.0.1:5077/subscribe/" in text and "http://127.0.0.1:5077/dashboard" in text
+    assert ("http://127.0.0.1:5077/dev/mail" in text) is dev_mode
+    assert ("newest file in the Maildir" in text) is not dev_mode
+    assert app.test_client().get("/dev/mail").status_code == (200 if dev_mode else 404)
