@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
-from bench.common import machine, stop_processes  # noqa: E402
+from bench.common import free_port, machine, stop_processes  # noqa: E402
 
 LUA = r"""
 local counter = 0
@@ -77,12 +76,6 @@ end
 
 ONE_CLICK = "application/x-www-form-urlencoded\tList-Unsubscribe=One-Click"
 CONFIRM = "application/x-www-form-urlencoded\tmethod=button"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 60) -> None:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 
-from bench.common import machine  # noqa: E402
+from bench.common import free_port, machine  # noqa: E402
 
 CONSENT = "Send me the bench newsletter. I can unsubscribe at any time."
 SINK = textwrap.dedent("""
@@ -52,16 +52,6 @@ SINK = textwrap.dedent("""
     sys.stdin.read()
     c.stop()
 """)
-
-
-def free_port() -> int:
-    import socket
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def start_sink(port: int) -> subprocess.Popen:

@@ -66,7 +66,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, stop_processes  # noqa: E402
+from bench.common import free_port, machine, stop_processes  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PG_BIN = Path(os.environ.get("FLEXMAIL_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -90,12 +90,6 @@ ROLES = {
     "outage_unsub": (8, ["subscribe_requested", "confirmation_sent", "confirmed", "unsubscribed"], "unsubscribed"),
 }
 OPT_OUT_KINDS = {"one-click"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, *, up: bool, timeout: float = 60) -> None:
